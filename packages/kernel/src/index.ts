@@ -1,0 +1,57 @@
+export { KernelError, KernelErrorCode } from './errors.js';
+export {
+  PROB_UNIT,
+  PROB_UNITS,
+  argmax,
+  assertUniform,
+  expNonPositive,
+  isGridDistribution,
+  processLogits,
+  quantizeWeights,
+  sampleFrom,
+  validateSamplingParams,
+} from './sampling.js';
+export type { SamplingParams } from './sampling.js';
+export { Purpose, RoundRng, SessionRng, philox4x32, uniform, validateSeed } from './rng.js';
+export {
+  acceptanceProbability,
+  candidateAcceptanceProbability,
+  candidateFallbackProbability,
+  candidateSuccessProbability,
+  chooseCandidateCount,
+  drawCandidates,
+  residualLaw,
+  residualWeights,
+  resolveCandidates,
+  sampleBonus,
+  sampleResidual,
+  scanAcceptance,
+  totalVariation,
+  verifyDsd,
+  verifyDssd,
+} from './verify.js';
+export type { CandidateDraws, CandidateResolution, DsdRound, EdgeRound, ScanResult } from './verify.js';
+export { SpecStats } from './stats.js';
+export type { RoundOutcome, SpecStatsJSON } from './stats.js';
+export {
+  arTokenMs,
+  bestGamma,
+  dsdCommMs,
+  dsdDownlinkBytes,
+  dsdRoundExactMs,
+  dsdRoundMs,
+  dsdUplinkBits,
+  dsdUplinkBytes,
+  dssdDownlinkBytes,
+  dssdExpectedCommMs,
+  dssdRoundExactMs,
+  dssdRoundMs,
+  dssdUplinkBytes,
+  expectedTokensPerRound,
+  notebookSpeedup,
+  predict,
+  rejectionProbability,
+  throughput,
+  transferMs,
+} from './latency.js';
+export type { ComputeParams, LinkParams, Method, ModelParams, Prediction, WireParams } from './latency.js';

@@ -1,0 +1,287 @@
+/**
+ * Latency and communication model. The paper's equations (DSSD paper §2.2, §3.1; numbers in comments are its
+ * equation numbers) plus an exact variant of our own that charges the real frame sizes. Byte sizes of encoded
+ * distributions are parameters, so this package does not depend on the codec.
+ *
+ * Units: times in milliseconds, rates in bits per second, sizes in bits (paper formulas) or bytes (exact variant).
+ * α is the per-token acceptance probability (i.i.d. model of Leviathan et al.).
+ */
+import { KernelError, KernelErrorCode } from './errors.js';
+
+/** Link and vocabulary parameters. */
+export interface LinkParams {
+  /** |V|. */
+  vocabSize: number;
+  /** b_prob: bits per probability value in a full distribution (32 or 16 in the paper). */
+  bitsPerProb: number;
+  /** R_up in bit/s. */
+  upRateBps: number;
+  /** R_down in bit/s. */
+  downRateBps: number;
+  /** T_NTT: non-transmission time per round trip (propagation, processing, queueing), ms. */
+  nttMs: number;
+}
+
+/** Compute times. */
+export interface ComputeParams {
+  /** T_SLM: one draft forward pass, ms. */
+  tSlmMs: number;
+  /** T_LLM: one parallel verification pass over γ+1 positions, ms. */
+  tLlmMs: number;
+  /** T_LLM1: one single-token target forward pass (AR baseline), ms; defaults to tLlmMs. */
+  tLlm1Ms?: number;
+}
+
+/** Everything the round model needs. */
+export interface ModelParams extends LinkParams, ComputeParams {
+  /** α in [0, 1]. */
+  alpha: number;
+}
+
+/** Frame sizes for the exact variant. */
+export interface WireParams {
+  /** Fixed bytes per uplink frame (headers, round/turn ids, framing). */
+  uplinkHeaderBytes: number;
+  /** Fixed bytes per downlink frame (headers, j). */
+  downlinkHeaderBytes: number;
+  /** Bytes of one encoded distribution (DSSD: P_j downlink; DSD: each Q_i uplink), for the chosen encoding. */
+  distributionBytes: number;
+  /** Bits per packed token id; defaults to ceil(log2 |V|). */
+  idBits?: number;
+}
+
+/** Speculative or baseline method. */
+export type Method = 'ar' | 'dsd' | 'dssd';
+
+/** Model prediction for one round of a method at one γ. */
+export interface Prediction {
+  method: Method;
+  gamma: number;
+  /** Expected wall-clock time of one round (one token for AR), ms. */
+  roundMs: number;
+  /** Expected tokens emitted per round. */
+  tokensPerRound: number;
+  /** tokensPerRound / roundMs, in tokens per second. */
+  tokensPerSecond: number;
+}
+
+function check(ok: boolean, message: string): void {
+  if (!ok) throw new KernelError(KernelErrorCode.InvalidArgument, message);
+}
+
+function checkAlpha(alpha: number): void {
+  check(alpha >= 0 && alpha <= 1, `alpha must be in [0, 1], got ${alpha}`);
+}
+
+function checkGamma(gamma: number): void {
+  check(Number.isSafeInteger(gamma) && gamma >= 1, `gamma must be an integer >= 1, got ${gamma}`);
+}
+
+function checkLink(p: LinkParams): void {
+  check(Number.isSafeInteger(p.vocabSize) && p.vocabSize >= 1, `vocabSize must be an integer >= 1`);
+  check(p.bitsPerProb > 0, `bitsPerProb must be > 0, got ${p.bitsPerProb}`);
+  check(p.upRateBps > 0, `upRateBps must be > 0, got ${p.upRateBps}`);
+  check(p.downRateBps > 0, `downRateBps must be > 0, got ${p.downRateBps}`);
+  check(p.nttMs >= 0, `nttMs must be >= 0, got ${p.nttMs}`);
+}
+
+function checkCompute(p: ComputeParams): void {
+  check(p.tSlmMs >= 0, `tSlmMs must be >= 0, got ${p.tSlmMs}`);
+  check(p.tLlmMs >= 0, `tLlmMs must be >= 0, got ${p.tLlmMs}`);
+  check(p.tLlm1Ms === undefined || p.tLlm1Ms >= 0, `tLlm1Ms must be >= 0, got ${p.tLlm1Ms}`);
+}
+
+/** Serialisation time of `bits` at `rateBps`, ms (eqs. 1, 2). */
+export function transferMs(bits: number, rateBps: number): number {
+  check(bits >= 0 && rateBps > 0, `transferMs needs bits >= 0 and rate > 0`);
+  return (bits / rateBps) * 1000;
+}
+
+/** (4) DSD uplink bits per round: γ·|V|·b (token ids neglected, as in the paper). */
+export function dsdUplinkBits(gamma: number, link: Pick<LinkParams, 'vocabSize' | 'bitsPerProb'>): number {
+  checkGamma(gamma);
+  return gamma * link.vocabSize * link.bitsPerProb;
+}
+
+/** (5) DSD communication time per round: γ·|V|·b/R_up + T_NTT. */
+export function dsdCommMs(gamma: number, link: LinkParams): number {
+  checkLink(link);
+  return transferMs(dsdUplinkBits(gamma, link), link.upRateBps) + link.nttMs;
+}
+
+/** (7) DSD round time: γ·T_SLM + T_LLM + γ·|V|·b/R_up + T_NTT. */
+export function dsdRoundMs(gamma: number, params: LinkParams & ComputeParams): number {
+  checkCompute(params);
+  return gamma * params.tSlmMs + params.tLlmMs + dsdCommMs(gamma, params);
+}
+
+/** 1 − α^γ: probability that some draft of the round is rejected, i.e. that P_j goes downlink. */
+export function rejectionProbability(alpha: number, gamma: number): number {
+  checkAlpha(alpha);
+  checkGamma(gamma);
+  return 1 - alpha ** gamma;
+}
+
+/** (9) DSSD expected communication time: (1 − α^γ)·|V|·b/R_down + T_NTT (uplink neglected, as in the paper). */
+export function dssdExpectedCommMs(alpha: number, gamma: number, link: LinkParams): number {
+  checkLink(link);
+  const full = transferMs(link.vocabSize * link.bitsPerProb, link.downRateBps);
+  return rejectionProbability(alpha, gamma) * full + link.nttMs;
+}
+
+/** (13) DSSD round time: γ·T_SLM + T_LLM + (1 − α^γ)·|V|·b/R_down + T_NTT. */
+export function dssdRoundMs(alpha: number, gamma: number, params: LinkParams & ComputeParams): number {
+  checkCompute(params);
+  return gamma * params.tSlmMs + params.tLlmMs + dssdExpectedCommMs(alpha, gamma, params);
+}
+
+/** E[tokens per round] = (1 − α^{γ+1})/(1 − α), and γ+1 at α = 1 (Leviathan et al.). */
+export function expectedTokensPerRound(alpha: number, gamma: number): number {
+  checkAlpha(alpha);
+  checkGamma(gamma);
+  return alpha === 1 ? gamma + 1 : (1 - alpha ** (gamma + 1)) / (1 - alpha);
+}
+
+/** Tokens per second from tokens per round and round time in ms. */
+export function throughput(tokensPerRound: number, roundMs: number): number {
+  check(roundMs > 0, `roundMs must be > 0, got ${roundMs}`);
+  return (tokensPerRound / roundMs) * 1000;
+}
+
+/**
+ * The speed-up formula of the authors' notebook (results/EXP_cacl.ipynb): Leviathan's improvement factor with a
+ * communication ratio b added, S = (1 − α^{γ+1}) / ((1 − α)(c·γ + b + 1)), c = T_SLM/T_LLM.
+ */
+export function notebookSpeedup(alpha: number, gamma: number, c: number, b: number): number {
+  check(c >= 0 && b >= 0, `c and b must be >= 0`);
+  return expectedTokensPerRound(alpha, gamma) / (c * gamma + b + 1);
+}
+
+/** Edge-only AR: T_LLM1 + T_NTT + the (small) per-token payloads, ms per token. */
+export function arTokenMs(params: LinkParams & ComputeParams, uplinkBytes = 0, downlinkBytes = 0): number {
+  checkLink(params);
+  checkCompute(params);
+  return (
+    (params.tLlm1Ms ?? params.tLlmMs) +
+    params.nttMs +
+    transferMs(uplinkBytes * 8, params.upRateBps) +
+    transferMs(downlinkBytes * 8, params.downRateBps)
+  );
+}
+
+function idBitsFor(vocabSize: number, wire: WireParams): number {
+  return wire.idBits ?? Math.max(1, Math.ceil(Math.log2(vocabSize)));
+}
+
+function checkWire(wire: WireParams): void {
+  check(wire.uplinkHeaderBytes >= 0 && wire.downlinkHeaderBytes >= 0, 'header sizes must be >= 0');
+  check(wire.distributionBytes >= 0, 'distributionBytes must be >= 0');
+  check(wire.idBits === undefined || (Number.isSafeInteger(wire.idBits) && wire.idBits >= 1), 'idBits >= 1');
+}
+
+/** DSSD uplink frame: header + γ+1 bit-packed ids (drafts and last round's resampled token) + γ float32 q's. */
+export function dssdUplinkBytes(gamma: number, vocabSize: number, wire: WireParams): number {
+  checkGamma(gamma);
+  checkWire(wire);
+  return wire.uplinkHeaderBytes + Math.ceil(((gamma + 1) * idBitsFor(vocabSize, wire)) / 8) + 4 * gamma;
+}
+
+/** DSSD downlink frame: header + encoded P_j on a rejection, header + one packed id (bonus) otherwise. */
+export function dssdDownlinkBytes(rejected: boolean, vocabSize: number, wire: WireParams): number {
+  checkWire(wire);
+  return (
+    wire.downlinkHeaderBytes + (rejected ? wire.distributionBytes : Math.ceil(idBitsFor(vocabSize, wire) / 8))
+  );
+}
+
+/** DSD uplink frame: header + γ packed ids + γ encoded Q's. */
+export function dsdUplinkBytes(gamma: number, vocabSize: number, wire: WireParams): number {
+  checkGamma(gamma);
+  checkWire(wire);
+  return (
+    wire.uplinkHeaderBytes +
+    Math.ceil((gamma * idBitsFor(vocabSize, wire)) / 8) +
+    gamma * wire.distributionBytes
+  );
+}
+
+/** DSD downlink frame: header + one packed id (j rides in the header). */
+export function dsdDownlinkBytes(vocabSize: number, wire: WireParams): number {
+  checkWire(wire);
+  return wire.downlinkHeaderBytes + Math.ceil(idBitsFor(vocabSize, wire) / 8);
+}
+
+/** Expected DSSD round time with real frame sizes: uplink always, downlink P_j w.p. 1 − α^γ, else a token. */
+export function dssdRoundExactMs(params: ModelParams, gamma: number, wire: WireParams): number {
+  checkLink(params);
+  checkCompute(params);
+  const reject = rejectionProbability(params.alpha, gamma);
+  const { vocabSize: v } = params;
+  const down = reject * dssdDownlinkBytes(true, v, wire) + (1 - reject) * dssdDownlinkBytes(false, v, wire);
+  return (
+    gamma * params.tSlmMs +
+    params.tLlmMs +
+    params.nttMs +
+    transferMs(dssdUplinkBytes(gamma, v, wire) * 8, params.upRateBps) +
+    transferMs(down * 8, params.downRateBps)
+  );
+}
+
+/** DSD round time with real frame sizes (γ encoded Q's uplink, one token downlink). */
+export function dsdRoundExactMs(params: ModelParams, gamma: number, wire: WireParams): number {
+  checkLink(params);
+  checkCompute(params);
+  const v = params.vocabSize;
+  return (
+    gamma * params.tSlmMs +
+    params.tLlmMs +
+    params.nttMs +
+    transferMs(dsdUplinkBytes(gamma, v, wire) * 8, params.upRateBps) +
+    transferMs(dsdDownlinkBytes(v, wire) * 8, params.downRateBps)
+  );
+}
+
+/**
+ * Predicted round time and throughput of a method at γ: the paper's equations (7)/(13) without `wire`, the
+ * exact frame-size variant with it. For 'ar', γ is ignored and a round is one token (with `wire`, one uplink
+ * header and one downlink id per token).
+ */
+export function predict(method: Method, params: ModelParams, gamma: number, wire?: WireParams): Prediction {
+  let roundMs: number;
+  let tokensPerRound: number;
+  if (method === 'ar') {
+    tokensPerRound = 1;
+    roundMs = wire
+      ? arTokenMs(params, wire.uplinkHeaderBytes, dsdDownlinkBytes(params.vocabSize, wire))
+      : arTokenMs(params);
+  } else {
+    tokensPerRound = expectedTokensPerRound(params.alpha, gamma);
+    if (method === 'dssd') {
+      roundMs = wire ? dssdRoundExactMs(params, gamma, wire) : dssdRoundMs(params.alpha, gamma, params);
+    } else {
+      roundMs = wire ? dsdRoundExactMs(params, gamma, wire) : dsdRoundMs(gamma, params);
+    }
+  }
+  return { method, gamma, roundMs, tokensPerRound, tokensPerSecond: throughput(tokensPerRound, roundMs) };
+}
+
+/** γ in `candidates` maximising predicted throughput (ties: the smaller γ). Drives adaptive γ. */
+export function bestGamma(
+  params: ModelParams,
+  candidates: readonly number[] = Array.from({ length: 16 }, (_, i) => i + 1),
+  options: { method?: 'dsd' | 'dssd'; wire?: WireParams } = {},
+): Prediction {
+  check(candidates.length > 0, 'bestGamma needs at least one candidate');
+  let best: Prediction | null = null;
+  for (const gamma of candidates) {
+    const p = predict(options.method ?? 'dssd', params, gamma, options.wire);
+    if (
+      best === null ||
+      p.tokensPerSecond > best.tokensPerSecond ||
+      (p.tokensPerSecond === best.tokensPerSecond && gamma < best.gamma)
+    ) {
+      best = p;
+    }
+  }
+  return best as Prediction;
+}

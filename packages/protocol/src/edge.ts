@@ -1,0 +1,519 @@
+/**
+ * The edge side of one session: verifies drafts with ONE target forward pass per round, keeps the target's KV
+ * cache between rounds and turns, and answers with verdicts. Speaks only codec frames; never throws on input
+ * from the network: every problem becomes an error frame and the session stays usable.
+ *
+ * Cache rule (pinned by tests): each verify pass feeds the tokens of the history not yet in the cache (the
+ * carried token: last round's resampled or bonus token, or a new turn's prompt) plus the γ drafts. After a
+ * rejection at j the cache is truncated to the accepted prefix; after all γ are accepted it holds every draft
+ * and the bonus token is carried to the next pass.
+ */
+import {
+  decodeFrame,
+  encodeFrame,
+  CodecError,
+  type DecodedFrame,
+  type Frame,
+  type FrameLimits,
+  type RejectionBody,
+  type DoneReason,
+} from '@dssd/codec';
+import {
+  RoundRng,
+  SessionRng,
+  SpecStats,
+  chooseCandidateCount,
+  drawCandidates,
+  processLogits,
+  sampleBonus,
+  sampleFrom,
+  sampleResidual,
+  scanAcceptance,
+} from '@dssd/kernel';
+import { ProtocolError, ProtocolErrorCode, WIRE_CODES } from './errors.js';
+import type { LmSession } from './lm.js';
+import {
+  PROTOCOL_VERSION,
+  validateHello,
+  type Mode,
+  type ModelIdentity,
+  type SessionSettings,
+  type DownlinkCodec,
+} from './settings.js';
+
+export interface EdgeLimits {
+  maxGamma: number;
+  /** Longest history (prompt + generated) a session may hold; also capped by the model's context. */
+  maxContext: number;
+  /** Longest single prompt (tokens in one turn frame). */
+  maxPromptTokens: number;
+  maxNewTokens: number;
+  /** Largest reassembled frame accepted. */
+  maxFrameBytes: number;
+  allowedModes: readonly Mode[];
+  allowedCodecs: readonly DownlinkCodec[];
+}
+
+export const DEFAULT_EDGE_LIMITS: EdgeLimits = {
+  maxGamma: 16,
+  maxContext: 1 << 20,
+  maxPromptTokens: 1 << 16,
+  maxNewTokens: 1 << 16,
+  maxFrameBytes: 64 * 1024 * 1024,
+  allowedModes: ['ar', 'dsd', 'dssd'],
+  allowedCodecs: ['auto', 'f32', 'f16', 'sparse', 'topk', 'candidates'],
+};
+
+/** Counters an operator cares about (exported by the edge node as Prometheus metrics). */
+export interface EdgeSessionMetrics {
+  rounds: number;
+  forwardPasses: number;
+  tokensScored: number;
+  generatedTokens: number;
+  fullRequests: number;
+  errors: number;
+  verifyMs: number[];
+  stats: SpecStats;
+}
+
+export interface EdgeSessionOptions {
+  sessionId: number;
+  model: ModelIdentity;
+  /** Creates the target session (own KV cache) once the hello is accepted. */
+  createTarget: () => LmSession | Promise<LmSession>;
+  /** The edge's secret seed, used for its uniforms when the device gives no session seed. */
+  secretSeed: number;
+  limits?: Partial<EdgeLimits>;
+  /** Pads every target forward pass to a + b·tokens ms (benchmarks: emulating a larger model). */
+  targetDelayMs?: { a: number; b: number };
+  /** Sends an encoded frame to the device. */
+  send: (frame: Uint8Array) => Promise<void> | void;
+  /** Observer for errors sent (metrics, logs). */
+  onError?: (code: ProtocolErrorCode, message: string) => void;
+  now?: () => number;
+}
+
+interface PendingFull {
+  j: number;
+  round: number;
+  p: Float32Array;
+}
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+export class EdgeSession {
+  readonly id: number;
+  readonly limits: EdgeLimits;
+  settings: SessionSettings | null = null;
+  /** Tokens both sides agree on (the device's committed history as far as the edge knows it). */
+  history: number[] = [];
+  readonly metrics: EdgeSessionMetrics = {
+    rounds: 0,
+    forwardPasses: 0,
+    tokensScored: 0,
+    generatedTokens: 0,
+    fullRequests: 0,
+    errors: 0,
+    verifyMs: [],
+    stats: new SpecStats(),
+  };
+  private target: LmSession | null = null;
+  private rng: SessionRng | null = null;
+  private maxContext = 0;
+  private turn = 0;
+  private round = 0;
+  private turnActive = false;
+  private awaitingPrev = false;
+  private pendingFull: PendingFull | null = null;
+  private arRunning: Promise<void> | null = null;
+  private arStop = false;
+  private chain: Promise<void> = Promise.resolve();
+  private tvEstimate = 0.5;
+  private closed = false;
+  private readonly now: () => number;
+
+  constructor(private readonly opts: EdgeSessionOptions) {
+    this.id = opts.sessionId;
+    this.limits = { ...DEFAULT_EDGE_LIMITS, ...opts.limits };
+    this.now = opts.now ?? (() => performance.now());
+  }
+
+  private frameLimits(): FrameLimits {
+    return {
+      vocabSize: this.settings ? this.opts.model.vocabSize : undefined,
+      maxGamma: this.limits.maxGamma,
+      maxTokens: this.limits.maxPromptTokens,
+      maxPayloadBytes: this.limits.maxFrameBytes,
+    };
+  }
+
+  /** Handles one received frame; frames are processed strictly in order. Never rejects. */
+  handle(bytes: Uint8Array): Promise<void> {
+    const next = this.chain.then(() => this.process(bytes));
+    this.chain = next.catch(() => undefined);
+    return this.chain;
+  }
+
+  /** Waits for queued frames and any running AR generation. */
+  async idle(): Promise<void> {
+    await this.chain;
+    await this.arRunning;
+  }
+
+  close(): void {
+    this.closed = true;
+    this.arStop = true;
+  }
+
+  private async process(bytes: Uint8Array): Promise<void> {
+    if (this.closed) return;
+    let frame: DecodedFrame;
+    try {
+      if (bytes.length === 0) throw new ProtocolError(ProtocolErrorCode.BadFrame, 'malformed chunk');
+      frame = decodeFrame(bytes, this.frameLimits());
+    } catch (e) {
+      const msg = e instanceof CodecError ? `bad frame: ${e.message}` : (e as Error).message;
+      await this.sendError(ProtocolErrorCode.BadFrame, msg, 0);
+      return;
+    }
+    try {
+      await this.dispatch(frame);
+    } catch (e) {
+      const err =
+        e instanceof ProtocolError
+          ? e
+          : new ProtocolError(ProtocolErrorCode.Internal, `internal error: ${(e as Error).message}`);
+      if (!(e instanceof ProtocolError)) this.resetCache();
+      await this.sendError(err.code, err.message, frame.round);
+    }
+  }
+
+  private async dispatch(f: DecodedFrame): Promise<void> {
+    if (f.kind === 'ping') return this.send({ kind: 'pong', t: f.t }, f.round);
+    if (f.kind === 'hello') return this.onHello(f.body);
+    if (!this.settings)
+      throw new ProtocolError(ProtocolErrorCode.UnexpectedFrame, `'${f.kind}' before hello`);
+    if (f.sessionId !== this.id) {
+      throw new ProtocolError(
+        ProtocolErrorCode.BadFrame,
+        `frame for session ${f.sessionId}, this is ${this.id}`,
+      );
+    }
+    switch (f.kind) {
+      case 'turn':
+        return this.onTurn(f.base, Array.from(f.ids), f.maxNewTokens);
+      case 'draft':
+        return this.onDraft(f.round, Array.from(f.ids), Array.from(f.q), f.prevToken);
+      case 'dsdDraft':
+        return this.onDsdDraft(f.round, Array.from(f.ids), f.dists);
+      case 'fullRequest':
+        return this.onFullRequest(f.j, f.round);
+      case 'stop':
+        this.arStop = true;
+        this.turnActive = false;
+        return;
+      default:
+        throw new ProtocolError(
+          ProtocolErrorCode.UnexpectedFrame,
+          `the edge does not accept '${f.kind}' frames`,
+        );
+    }
+  }
+
+  private async onHello(body: Record<string, unknown>): Promise<void> {
+    if (this.settings) throw new ProtocolError(ProtocolErrorCode.UnexpectedFrame, 'session already started');
+    const hello = validateHello(body, { maxGamma: this.limits.maxGamma });
+    const m = this.opts.model;
+    if (hello.model.tokenizerHash !== m.tokenizerHash) {
+      throw new ProtocolError(
+        ProtocolErrorCode.TokenizerMismatch,
+        `tokenizer mismatch: the device's model uses tokenizer ${hello.model.tokenizerHash.slice(0, 12)}…, ` +
+          `this edge's model (${m.name ?? 'target'}) uses ${m.tokenizerHash.slice(0, 12)}…; pair models that share a tokenizer`,
+      );
+    }
+    if (hello.model.vocabSize !== m.vocabSize) {
+      throw new ProtocolError(
+        ProtocolErrorCode.TokenizerMismatch,
+        `vocabulary size ${hello.model.vocabSize} differs from the edge's ${m.vocabSize}`,
+      );
+    }
+    const s = hello.settings;
+    if (!this.limits.allowedModes.includes(s.mode)) {
+      throw new ProtocolError(
+        ProtocolErrorCode.ModeNotAllowed,
+        `mode '${s.mode}' is not allowed on this edge`,
+      );
+    }
+    if (s.mode === 'dssd' && !this.limits.allowedCodecs.includes(s.codec)) {
+      throw new ProtocolError(
+        ProtocolErrorCode.ModeNotAllowed,
+        `codec '${s.codec}' is not allowed on this edge`,
+      );
+    }
+    this.target = await this.opts.createTarget();
+    this.settings = s;
+    this.maxContext = Math.min(m.maxContext, hello.model.maxContext, this.limits.maxContext);
+    this.rng = new SessionRng(s.seed ?? this.opts.secretSeed);
+    await this.send(
+      {
+        kind: 'welcome',
+        body: {
+          protocol: PROTOCOL_VERSION,
+          sessionId: this.id,
+          model: { ...m },
+          maxContext: this.maxContext,
+        },
+      },
+      0,
+    );
+  }
+
+  private onTurn(base: number, ids: number[], maxNewTokens: number): Promise<void> | void {
+    if (this.arRunning)
+      throw new ProtocolError(ProtocolErrorCode.UnexpectedFrame, 'a turn is still generating');
+    if (base > this.history.length) {
+      throw new ProtocolError(
+        ProtocolErrorCode.BadFrame,
+        `turn base ${base} is beyond the ${this.history.length} tokens the edge holds`,
+      );
+    }
+    if (ids.length === 0)
+      throw new ProtocolError(ProtocolErrorCode.BadFrame, 'a turn needs at least one token');
+    if (base + ids.length >= this.maxContext) {
+      throw new ProtocolError(
+        ProtocolErrorCode.PromptTooLong,
+        `prompt too long: the history would hold ${base + ids.length} tokens, the context is ${this.maxContext}`,
+      );
+    }
+    if (maxNewTokens < 1 || maxNewTokens > this.limits.maxNewTokens) {
+      throw new ProtocolError(
+        ProtocolErrorCode.BadSettings,
+        `maxNewTokens must be in [1, ${this.limits.maxNewTokens}], got ${maxNewTokens}`,
+      );
+    }
+    this.history = this.history.slice(0, base).concat(ids);
+    if (this.target!.length > base) this.target!.truncate(base);
+    this.turn++;
+    this.round = 0;
+    this.turnActive = true;
+    this.awaitingPrev = false;
+    this.pendingFull = null;
+    if (this.settings!.mode === 'ar') {
+      this.arStop = false;
+      this.arRunning = this.generateAr(maxNewTokens).finally(() => (this.arRunning = null));
+    }
+  }
+
+  /** One forward pass over the uncached history plus `extra`; returns the rows from the last history token on. */
+  private async score(extra: number[]): Promise<Float32Array[]> {
+    const t = this.target!;
+    const feed = this.history.slice(t.length).concat(extra);
+    const t0 = this.now();
+    const rows = await t.forward(feed);
+    const d = this.opts.targetDelayMs;
+    if (d) {
+      const pad = d.a + d.b * feed.length - (this.now() - t0);
+      if (pad > 0) await sleep(pad);
+    }
+    this.metrics.forwardPasses++;
+    this.metrics.tokensScored += feed.length;
+    return rows.slice(rows.length - extra.length - 1);
+  }
+
+  private checkRound(round: number, gamma: number, carried: number): void {
+    if (this.settings!.mode === 'ar')
+      throw new ProtocolError(ProtocolErrorCode.UnexpectedFrame, 'drafts in ar mode');
+    if (!this.turnActive) throw new ProtocolError(ProtocolErrorCode.UnexpectedFrame, 'draft outside a turn');
+    if (round !== this.round) {
+      throw new ProtocolError(
+        ProtocolErrorCode.UnexpectedFrame,
+        `draft for round ${round}, expected ${this.round}`,
+      );
+    }
+    if (gamma > this.settings!.gamma) {
+      throw new ProtocolError(
+        ProtocolErrorCode.BadFrame,
+        `γ = ${gamma} exceeds the agreed ${this.settings!.gamma}`,
+      );
+    }
+    // γ is clamped at the context end: history + drafts + the bonus token must fit.
+    const need = this.history.length + carried + gamma + 1;
+    if (need > this.maxContext) {
+      throw new ProtocolError(
+        ProtocolErrorCode.ContextFull,
+        `the round would need ${need} positions; the context is ${this.maxContext}`,
+      );
+    }
+  }
+
+  private async onDraft(round: number, ids: number[], q: number[], prev: number | undefined): Promise<void> {
+    const s = this.settings!;
+    if (s.mode !== 'dssd')
+      throw new ProtocolError(ProtocolErrorCode.UnexpectedFrame, `draft frames in ${s.mode} mode`);
+    if (this.awaitingPrev && prev === undefined) {
+      throw new ProtocolError(ProtocolErrorCode.BadFrame, 'the resampled token of the last round is missing');
+    }
+    if (!this.awaitingPrev && prev !== undefined) {
+      throw new ProtocolError(ProtocolErrorCode.BadFrame, 'unexpected piggybacked token');
+    }
+    this.checkRound(round, ids.length, prev === undefined ? 0 : 1);
+    if (prev !== undefined) {
+      this.history.push(prev);
+      this.awaitingPrev = false;
+    }
+    this.pendingFull = null;
+    const t0 = this.now();
+    const rows = await this.score(ids);
+    const rr = this.rng!.round(this.turn, this.round);
+    const gamma = ids.length;
+    // Process P_i lazily: a rejection at j never needs P_{j+1..γ+1}.
+    let j = gamma + 1;
+    let Pj: Float32Array | null = null;
+    for (let i = 1; i <= gamma; i++) {
+      const P = processLogits(rows[i - 1], s.sampling);
+      const scan = scanAcceptance([P[ids[i - 1]]], [q[i - 1]], [rr.accept(i)]);
+      if (scan.rejectedAt !== null) {
+        j = i;
+        Pj = P;
+        break;
+      }
+    }
+    const base = this.history.length;
+    if (Pj === null) {
+      const bonus = sampleBonus(processLogits(rows[gamma], s.sampling), rr.bonus(gamma));
+      this.history.push(...ids, bonus);
+      this.metrics.stats.recordRound(gamma, gamma, { bonus: true });
+      this.endRound(t0);
+      return this.send({ kind: 'verdict', outcome: 'accept', j, token: bonus }, round);
+    }
+    this.history.push(...ids.slice(0, j - 1));
+    this.target!.truncate(base + j - 1);
+    this.awaitingPrev = true;
+    this.metrics.stats.recordRound(gamma, j - 1, { resampled: true, fullRequest: s.codec !== 'candidates' });
+    this.tvEstimate = 0.9 * this.tvEstimate + 0.1 * (1 - Math.min(1, Pj[ids[j - 1]] / q[j - 1]));
+    let body: RejectionBody;
+    if (s.codec === 'candidates') {
+      const K =
+        s.candidates === 'auto'
+          ? chooseCandidateCount(Math.min(1, Math.max(0.05, this.tvEstimate)))
+          : s.candidates;
+      const c = drawCandidates(Pj, K, rr.candidateUniforms(j, K));
+      body = { encoding: 'candidates', ids: c.ids, probs: c.probs };
+      this.pendingFull = { j, round, p: Pj };
+    } else {
+      body = { encoding: s.codec, p: Pj, topK: s.topK };
+    }
+    this.endRound(t0);
+    return this.send({ kind: 'verdict', outcome: 'reject', j, body }, round);
+  }
+
+  private async onDsdDraft(round: number, ids: number[], dists: Float32Array[]): Promise<void> {
+    const s = this.settings!;
+    if (s.mode !== 'dsd')
+      throw new ProtocolError(ProtocolErrorCode.UnexpectedFrame, `dsdDraft frames in ${s.mode} mode`);
+    this.checkRound(round, ids.length, 0);
+    const t0 = this.now();
+    const rows = await this.score(ids);
+    const rr = this.rng!.round(this.turn, this.round);
+    const gamma = ids.length;
+    const base = this.history.length;
+    for (let i = 1; i <= gamma; i++) {
+      const P = processLogits(rows[i - 1], s.sampling);
+      const Q = dists[i - 1];
+      const x = ids[i - 1];
+      if (!(Q[x] > 0)) throw new ProtocolError(ProtocolErrorCode.BadFrame, `Q_${i}(x_${i}) is not positive`);
+      const scan = scanAcceptance([P[x]], [Q[x]], [rr.accept(i)]);
+      if (scan.rejectedAt !== null) {
+        const token = sampleResidual(P, Q, rr.residual(i));
+        this.history.push(...ids.slice(0, i - 1), token);
+        this.target!.truncate(base + i - 1);
+        this.metrics.stats.recordRound(gamma, i - 1, { resampled: true });
+        this.endRound(t0);
+        return this.send({ kind: 'verdict', outcome: 'resample', j: i, token }, round);
+      }
+    }
+    const bonus = sampleBonus(processLogits(rows[gamma], s.sampling), rr.bonus(gamma));
+    this.history.push(...ids, bonus);
+    this.metrics.stats.recordRound(gamma, gamma, { bonus: true });
+    this.endRound(t0);
+    return this.send({ kind: 'verdict', outcome: 'accept', j: gamma + 1, token: bonus }, round);
+  }
+
+  private endRound(t0: number): void {
+    this.metrics.rounds++;
+    this.metrics.verifyMs.push(this.now() - t0);
+    if (this.metrics.verifyMs.length > 4096) this.metrics.verifyMs.splice(0, 2048);
+    this.round++;
+  }
+
+  private async onFullRequest(j: number, round: number): Promise<void> {
+    const pf = this.pendingFull;
+    if (!pf || pf.j !== j || pf.round !== round) {
+      throw new ProtocolError(
+        ProtocolErrorCode.UnexpectedFrame,
+        `no distribution is held for round ${round}, j = ${j}`,
+      );
+    }
+    this.pendingFull = null;
+    this.metrics.fullRequests++;
+    this.metrics.stats.fallbacks++;
+    return this.send({ kind: 'fullResponse', j, p: pf.p }, round);
+  }
+
+  private async generateAr(maxNewTokens: number): Promise<void> {
+    const s = this.settings!;
+    const eos = this.opts.model.eosTokenId;
+    try {
+      for (let n = 0; n < maxNewTokens; n++) {
+        if (this.arStop || this.closed) {
+          await this.send({ kind: 'arTokens', ids: [], done: 'stopped' }, n);
+          return;
+        }
+        const t0 = this.now();
+        const rows = await this.score([]);
+        const P = processLogits(rows[0], s.sampling);
+        const tok = sampleFrom(P, this.rng!.ar(this.turn, n));
+        this.history.push(tok);
+        this.metrics.generatedTokens++;
+        this.metrics.verifyMs.push(this.now() - t0);
+        let done: DoneReason | undefined;
+        if (tok === eos) done = 'eos';
+        else if (n + 1 === maxNewTokens) done = 'maxTokens';
+        else if (this.history.length >= this.maxContext) done = 'contextEnd';
+        await this.send({ kind: 'arTokens', ids: [tok], ...(done ? { done } : {}) }, n);
+        if (done) return;
+      }
+    } catch (e) {
+      this.resetCache();
+      const err =
+        e instanceof ProtocolError ? e : new ProtocolError(ProtocolErrorCode.Internal, (e as Error).message);
+      await this.sendError(err.code, err.message, 0);
+    } finally {
+      this.turnActive = false;
+    }
+  }
+
+  private resetCache(): void {
+    try {
+      this.target?.truncate(0);
+    } catch {
+      // The cache is rebuilt from the history on the next pass either way.
+    }
+  }
+
+  private async send(frame: Frame, round: number): Promise<void> {
+    if (this.closed) return;
+    const bytes = encodeFrame(frame, { sessionId: this.id, round, vocabSize: this.opts.model.vocabSize });
+    try {
+      await this.opts.send(bytes);
+    } catch {
+      this.closed = true; // the channel is gone; the owner notices its close event
+    }
+  }
+
+  private async sendError(code: ProtocolErrorCode, message: string, round: number): Promise<void> {
+    this.metrics.errors++;
+    this.opts.onError?.(code, message);
+    await this.send({ kind: 'error', code: WIRE_CODES[code], message }, round);
+  }
+}

@@ -1,0 +1,36 @@
+export { ProtocolError, ProtocolErrorCode, WIRE_CODES, codeFromWire } from './errors.js';
+export type { LmSession } from './lm.js';
+export {
+  DEFAULT_SETTINGS,
+  DOWNLINK_CODECS,
+  LOSSY_CODECS,
+  MODES,
+  PROTOCOL_VERSION,
+  validateHello,
+  validateIdentity,
+  validateSettings,
+  validateWelcome,
+} from './settings.js';
+export type {
+  DownlinkCodec,
+  HelloBody,
+  Mode,
+  ModelIdentity,
+  SessionSettings,
+  WelcomeBody,
+} from './settings.js';
+export { FrameTransport, memoryChannelPair } from './transport.js';
+export type { FrameTransportOptions, RawChannel, TransportCounters } from './transport.js';
+export { EdgeSession, DEFAULT_EDGE_LIMITS } from './edge.js';
+export type { EdgeLimits, EdgeSessionMetrics, EdgeSessionOptions } from './edge.js';
+export { DeviceSession, completeSettings } from './device.js';
+export type {
+  DeviceOptions,
+  GenerateOptions,
+  TokenEvent,
+  TokenOrigin,
+  TurnResult,
+  TurnStats,
+} from './device.js';
+export { GammaController } from './adaptive.js';
+export type { RoundObservation } from './adaptive.js';

@@ -125,7 +125,10 @@ export function sampleFrames(rng: Rng, V: number): { frame: Frame; size: number 
   const out: { frame: Frame; size: number }[] = [
     { frame: { kind: 'hello', body: { model: 'qwen', gamma: g, nested: { a: [1, 2] } } }, size: -1 },
     { frame: { kind: 'welcome', body: { vocabSize: V, ok: true } }, size: -1 },
-    { frame: { kind: 'turn', base: 3, ids: randomIds(rng, 37, V), maxNewTokens: 128 }, size: turnFrameSize(37, V) },
+    {
+      frame: { kind: 'turn', base: 3, ids: randomIds(rng, 37, V), maxNewTokens: 128 },
+      size: turnFrameSize(37, V),
+    },
     { frame: { kind: 'turn', base: 3, ids: [], maxNewTokens: 0xffffffff }, size: turnFrameSize(0, V) },
     { frame: { kind: 'draft', ids, q: randomQ(rng, g) }, size: draftFrameSize(g, V) },
     {

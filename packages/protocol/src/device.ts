@@ -56,6 +56,8 @@ export interface DeviceOptions {
   adaptiveGamma?: boolean;
   /** The device's own seed for its draws when the session has no seed. */
   secretSeed?: number;
+  /** Deliberately wrong residual (no max(0,·)), only to show that the fidelity check catches it. */
+  plantedBug?: 'no-max';
   /** How long to wait for any edge frame. */
   timeoutMs?: number;
   now?: () => number;
@@ -280,6 +282,24 @@ export class DeviceSession {
     } finally {
       this.busy = false;
     }
+  }
+
+  /**
+   * Drops the conversation beyond its first `length` tokens on both sides (the next turn's frame carries the
+   * new base), e.g. to draw independent continuations of one prompt.
+   */
+  rewind(length: number): void {
+    if (this.busy) throw new ProtocolError(ProtocolErrorCode.UnexpectedFrame, 'cannot rewind during a turn');
+    if (!Number.isInteger(length) || length < 0 || length > this.history.length) {
+      throw new ProtocolError(
+        ProtocolErrorCode.BadSettings,
+        `cannot rewind to ${length} of ${this.history.length} tokens`,
+      );
+    }
+    this.history.length = length;
+    this.edgeKnown = Math.min(this.edgeKnown, length);
+    const d = this.opts.drafter;
+    if (d && d.length > length) d.truncate(length);
   }
 
   close(): void {
@@ -563,7 +583,10 @@ class TurnRun {
           } else {
             if (body.p.length !== Qj.length)
               throw new ProtocolError(ProtocolErrorCode.BadFrame, 'P_j has the wrong size');
-            y = sampleResidual(body.p, Qj, rr.residual(j));
+            y =
+              this.i.opts.plantedBug === 'no-max'
+                ? sampleFrom(absDiff(body.p, Qj), rr.residual(j))
+                : sampleResidual(body.p, Qj, rr.residual(j));
           }
         }
         this.spec.recordRound(gamma, j - 1, { resampled: true, fallback, fullRequest: fallback });
@@ -590,6 +613,13 @@ class TurnRun {
     this.i.setEdgeKnown(Math.min(this.i.edgeKnown(), s.history.length));
     if (drafter.length > s.history.length) drafter.truncate(s.history.length);
   }
+}
+
+/** |P − Q|: what a residual without max(0,·) samples from once negative mass is "normalised" away. */
+function absDiff(P: ArrayLike<number>, Q: ArrayLike<number>): Float64Array {
+  const out = new Float64Array(P.length);
+  for (let i = 0; i < P.length; i++) out[i] = Math.abs(P[i] - Q[i]);
+  return out;
 }
 
 function randomSeed(): number {

@@ -88,6 +88,13 @@ export interface EdgeSessionOptions {
   targetDelayMs?: { a: number; b: number };
   /** Sends an encoded frame to the device. */
   send: (frame: Uint8Array) => Promise<void> | void;
+  /** Observer of each verify pass (or AR step) duration, for latency histograms. */
+  onVerify?: (ms: number, kind: 'verify' | 'ar') => void;
+  /**
+   * Deliberately wrong rules, only to show that the fidelity check catches them: 'inverted-ratio' accepts
+   * with min(1, q/p) as the DSSD paper prints it.
+   */
+  plantedBug?: 'inverted-ratio';
   /** Observer for errors sent (metrics, logs). */
   onError?: (code: ProtocolErrorCode, message: string) => void;
   now?: () => number;
@@ -371,7 +378,11 @@ export class EdgeSession {
     let Pj: Float32Array | null = null;
     for (let i = 1; i <= gamma; i++) {
       const P = processLogits(rows[i - 1], s.sampling);
-      const scan = scanAcceptance([P[ids[i - 1]]], [q[i - 1]], [rr.accept(i)]);
+      const [p, qi] =
+        this.opts.plantedBug === 'inverted-ratio'
+          ? [q[i - 1], P[ids[i - 1]] || 1e-30]
+          : [P[ids[i - 1]], q[i - 1]];
+      const scan = scanAcceptance([p], [qi], [rr.accept(i)]);
       if (scan.rejectedAt !== null) {
         j = i;
         Pj = P;
@@ -440,8 +451,10 @@ export class EdgeSession {
   }
 
   private endRound(t0: number): void {
+    const ms = this.now() - t0;
     this.metrics.rounds++;
-    this.metrics.verifyMs.push(this.now() - t0);
+    this.opts.onVerify?.(ms, 'verify');
+    this.metrics.verifyMs.push(ms);
     if (this.metrics.verifyMs.length > 4096) this.metrics.verifyMs.splice(0, 2048);
     this.round++;
   }
@@ -475,7 +488,10 @@ export class EdgeSession {
         const tok = sampleFrom(P, this.rng!.ar(this.turn, n));
         this.history.push(tok);
         this.metrics.generatedTokens++;
-        this.metrics.verifyMs.push(this.now() - t0);
+        const ms = this.now() - t0;
+        this.opts.onVerify?.(ms, 'ar');
+        this.metrics.verifyMs.push(ms);
+        if (this.metrics.verifyMs.length > 4096) this.metrics.verifyMs.splice(0, 2048);
         let done: DoneReason | undefined;
         if (tok === eos) done = 'eos';
         else if (n + 1 === maxNewTokens) done = 'maxTokens';

@@ -34,3 +34,26 @@ export type {
 } from './device.js';
 export { GammaController } from './adaptive.js';
 export type { RoundObservation } from './adaptive.js';
+export {
+  connectEdge,
+  errorCodeFrom,
+  peerChannel,
+  signalingUrl,
+  validateSignalData,
+  DEFAULT_CONNECT_TIMEOUT_MS,
+  MAX_BUFFERED_BYTES,
+  MAX_SIGNAL_MESSAGE_BYTES,
+  MAX_SIGNAL_MESSAGES,
+} from './webrtc.js';
+export type {
+  ConnectEdgeOptions,
+  EdgeConnection,
+  PeerConstructor,
+  PeerLike,
+  PeerOptions,
+  SignalData,
+  SignalingSocket,
+  SignalingSocketConstructor,
+  SignalMessage,
+  WrtcLike,
+} from './webrtc.js';

@@ -15,6 +15,7 @@ import { EdgeNode } from './server.js';
 import { Logger, type LogLevel } from './log.js';
 import { connectNodeDevice } from './device.js';
 import { fidelityTest } from './fidelity.js';
+import { isLoopbackHost, issueJoinToken, type AccessConfig } from './access.js';
 
 const HELP = `dssd — lossless device–edge LLM inference by Distributed Split Speculative Decoding
 
@@ -22,12 +23,18 @@ Usage:
   dssd serve [options]                 start an edge node (target model, web app, signaling)
   dssd generate --prompt TEXT [opts]   generate with a Node device (draft model) against an edge
   dssd fidelity --prompt TEXT [opts]   test a mode/codec's output law against the target's exact probabilities
+  dssd token --key KEY [--ttl S]       print a signed join token (for an edge started with --token-key KEY)
+  dssd fuzz [--frames N] [--channel-frames N] [--seed S] [--json]
+                                       hostile input: mutated frames in-process and over a data channel
+  dssd load [--devices N] [--tokens T] [--json]
+                                       N concurrent devices against an edge of its own (default 16)
 
 serve options:
   --model DIR            target model folder (Hugging Face-style ONNX decoder; default: embedded target)
   --draft DIR            draft model folder served to browsers (default: embedded draft)
   --port N               port (default 8080, or $PORT)
-  --host ADDR            bind address (default 127.0.0.1; 0.0.0.0 for the LAN)
+  --host ADDR            bind address (default 127.0.0.1: this machine only; 0.0.0.0 for the LAN, which needs
+                           --secret or --token-key, or an explicit --insecure-open)
   --max-sessions N       concurrent sessions (default 64)
   --max-context N        longest history per session (default: the model's context)
   --max-gamma N          largest draft length accepted (default 16)
@@ -38,6 +45,22 @@ serve options:
   --tls-key FILE           context: no WebGPU, crypto.subtle or SharedArrayBuffer there)
   --target-ms A,B        pad each target forward pass to A + B·tokens ms (emulates a larger model; benchmarks)
   --log-level LEVEL      debug|info|warn|error|silent (default info)
+
+access (devices pass the credential as --token, the page's ?token=, or the widget's token attribute):
+  --secret S             shared secret every device must present ($DSSD_SECRET)
+  --token-key KEY        accept signed, expiring join tokens made with KEY (>= 16 chars; $DSSD_TOKEN_KEY); issue
+                           them with 'dssd token --key KEY --ttl 600', or from your backend via POST /token
+  --issuer-secret S      enables POST /token?ttl=S on this edge for 'Authorization: Bearer S' ($DSSD_ISSUER_SECRET)
+  --allow-origin LIST    web origins (scheme://host[:port], comma-separated, or *) whose pages may embed the widget
+                           and signal; the edge's own pages and localhost pages always may
+  --insecure-open        bind beyond localhost without any credential (anyone who reaches the port may join)
+
+limits (each refusal is a typed error frame, counted in /metrics as dssd_errors_total{code}):
+  --max-prompt N         tokens in one turn (default 65536)       --max-new-tokens N  per turn (default 65536)
+  --max-frame-bytes N    largest reassembled frame (default 64 MiB)
+  --max-rounds N         verify rounds per second per session (default 1000)
+  --idle-timeout S       close sessions silent for S seconds (default 300)
+  --resume-hold S        keep a dropped session's KV cache S seconds for its device to resume (default 60)
 
 generate / fidelity options:
   --edge URL             edge node (default http://localhost:8080)
@@ -160,6 +183,17 @@ async function serve(argv: string[]): Promise<void> {
       'target-ms': { type: 'string' },
       'log-level': { type: 'string' },
       'plant-bug': { type: 'string' },
+      secret: { type: 'string' },
+      'token-key': { type: 'string' },
+      'issuer-secret': { type: 'string' },
+      'allow-origin': { type: 'string' },
+      'insecure-open': { type: 'boolean' },
+      'max-prompt': { type: 'string' },
+      'max-new-tokens': { type: 'string' },
+      'max-frame-bytes': { type: 'string' },
+      'max-rounds': { type: 'string' },
+      'idle-timeout': { type: 'string' },
+      'resume-hold': { type: 'string' },
     },
   });
   const level = (v['log-level'] ?? 'info') as LogLevel;
@@ -179,12 +213,38 @@ async function serve(argv: string[]): Promise<void> {
   if (modes) limits.allowedModes = modes;
   const codecs = list(v.codecs, DOWNLINK_CODECS, 'codecs');
   if (codecs) limits.allowedCodecs = codecs;
+  if (v['max-prompt']) limits.maxPromptTokens = num(v['max-prompt'], 'max-prompt', 0, true);
+  if (v['max-new-tokens']) limits.maxNewTokens = num(v['max-new-tokens'], 'max-new-tokens', 0, true);
+  if (v['max-frame-bytes']) limits.maxFrameBytes = num(v['max-frame-bytes'], 'max-frame-bytes', 0, true);
+  if (v['max-rounds']) limits.maxRoundsPerSecond = num(v['max-rounds'], 'max-rounds', 0);
+  const access: AccessConfig = {};
+  const secret = v.secret ?? process.env.DSSD_SECRET;
+  const tokenKey = v['token-key'] ?? process.env.DSSD_TOKEN_KEY;
+  const issuer = v['issuer-secret'] ?? process.env.DSSD_ISSUER_SECRET;
+  if (secret) access.secret = secret;
+  if (tokenKey) access.tokenKey = tokenKey;
+  if (issuer) access.issuerSecret = issuer;
+  const host = v.host ?? '127.0.0.1';
+  if (!isLoopbackHost(host) && !secret && !tokenKey && !v['insecure-open']) {
+    fail(
+      `--host ${host} exposes the edge beyond this machine: require a credential with --secret S or ` +
+        `--token-key KEY (see 'dssd token'), or pass --insecure-open to allow anyone`,
+    );
+  }
+  const allowedOrigins = v['allow-origin']
+    ?.split(',')
+    .map((x) => x.trim())
+    .filter(Boolean);
   const log = new Logger(level);
   const node = await EdgeNode.start({
+    access,
+    allowedOrigins,
+    idleTimeoutMs: v['idle-timeout'] ? 1000 * num(v['idle-timeout'], 'idle-timeout', 300) : undefined,
+    resumeHoldMs: v['resume-hold'] ? 1000 * num(v['resume-hold'], 'resume-hold', 60) : undefined,
     modelDir: v.model,
     draftDir: v.draft,
     port: num(v.port ?? process.env.PORT, 'port', 8080, true),
-    host: v.host ?? '127.0.0.1',
+    host,
     maxSessions: num(v['max-sessions'], 'max-sessions', 64, true),
     limits,
     iceServers: parseIceServers(v['ice-servers']),
@@ -344,9 +404,121 @@ async function fidelity(argv: string[]): Promise<void> {
     );
 }
 
+async function fuzzCommand(argv: string[]): Promise<void> {
+  const { values: v } = parseArgs({
+    args: argv,
+    options: {
+      frames: { type: 'string' },
+      'channel-frames': { type: 'string' },
+      seed: { type: 'string' },
+      json: { type: 'boolean' },
+    },
+  });
+  const { fuzzInProcess, fuzzDataChannel } = await import('./fuzz.js');
+  const say = (m: string) => process.stderr.write(m + '\n');
+  const frames = num(v.frames, 'frames', 1_000_000, true);
+  const seed = num(v.seed, 'seed', 1, true);
+  const inproc = await fuzzInProcess({
+    frames,
+    seed,
+    onProgress: (d, r) =>
+      process.stderr.write(`\r  in-process: ${d} frames, heap ${r.heapPeakMb.toFixed(1)} MiB peak   `),
+  });
+  say(
+    `\nin-process: ${inproc.frames} frames in ${inproc.seconds.toFixed(1)} s, ${inproc.accepted} accepted, ` +
+      `errors ${JSON.stringify(inproc.errors)}, bad replies ${inproc.badReplies}, well-behaved ` +
+      `${inproc.goodExact}/${inproc.goodRuns} exact, heap ${inproc.heapStartMb.toFixed(1)} → ${inproc.heapPeakMb.toFixed(1)} MiB peak`,
+  );
+  // Over a real data channel into an edge node, while a well-behaved device keeps generating.
+  const node = await EdgeNode.start({ port: 0, log: new Logger('silent'), maxSessions: 16 });
+  const { createRequire } = await import('node:module');
+  const require = createRequire(import.meta.url);
+  const WebSocket = (await import('ws')).default;
+  const greedy = { temperature: 0, topK: 0, topP: 1 };
+  const prompt = 'The jury said';
+  const good = async (mode: 'ar' | 'dssd') => {
+    const d = await connectNodeDevice({ edge: node.url, settings: { mode, gamma: 4, sampling: greedy } });
+    try {
+      const out: number[] = [];
+      for (let k = 0; k < 3; k++) {
+        if (k > 0) d.session.rewind(0);
+        out.push(
+          ...(await d.session.generate(d.draft.tokenizer.encode(prompt), { maxNewTokens: 24 })).tokens,
+          -1,
+        );
+      }
+      return out;
+    } finally {
+      d.close();
+    }
+  };
+  const ref = await good('ar');
+  const [chan, during] = await Promise.all([
+    fuzzDataChannel({
+      url: node.url,
+      frames: num(v['channel-frames'], 'channel-frames', 20_000, true),
+      seed: seed + 1,
+      model: node.identity,
+      WebSocket,
+      wrtc: require('@roamhq/wrtc'),
+    }),
+    good('dssd'),
+  ]);
+  const after = await good('dssd');
+  const healthy = (await fetch(node.url + '/healthz')).ok;
+  const wellBehaved =
+    JSON.stringify(during) === JSON.stringify(ref) && JSON.stringify(after) === JSON.stringify(ref);
+  const maxRssMb = process.resourceUsage().maxRSS / 1024;
+  await node.close();
+  say(
+    `data channel: ${chan.frames} frames (${chan.rawMessages} raw) in ${chan.seconds.toFixed(1)} s, ${chan.replies} replies, ` +
+      `bad replies ${chan.badReplies}; signaling attacks refused ${chan.signalingRefused}/${chan.signalingAttacks}; ` +
+      `well-behaved session exact: ${wellBehaved}; edge healthy: ${healthy}; peak RSS ${maxRssMb.toFixed(0)} MiB`,
+  );
+  const out = {
+    framesInProcess: inproc.frames,
+    framesDataChannel: chan.frames,
+    badReplies: inproc.badReplies + chan.badReplies,
+    errors: inproc.errors,
+    wellBehaved: wellBehaved && inproc.goodExact === inproc.goodRuns,
+    healthy,
+    signalingAttacks: chan.signalingAttacks,
+    signalingRefused: chan.signalingRefused,
+    heapPeakMb: inproc.heapPeakMb,
+    peakRssMb: maxRssMb,
+    seconds: inproc.seconds + chan.seconds,
+  };
+  if (v.json) process.stdout.write(JSON.stringify(out) + '\n');
+  if (!out.wellBehaved || !healthy || out.badReplies > 0 || chan.signalingRefused < chan.signalingAttacks)
+    process.exitCode = 1;
+}
+
+async function loadCommand(argv: string[]): Promise<void> {
+  const { values: v } = parseArgs({
+    args: argv,
+    options: { devices: { type: 'string' }, tokens: { type: 'string' }, json: { type: 'boolean' } },
+  });
+  const { runLoad } = await import('./load.js');
+  const r = await runLoad({
+    devices: num(v.devices, 'devices', 16, true),
+    maxNewTokens: num(v.tokens, 'tokens', 32, true),
+    log: (m) => process.stderr.write(m + '\n'),
+  });
+  process.stderr.write(
+    `${r.devices} devices: ${r.tokens} tokens in ${r.rounds} rounds over ${r.wallS.toFixed(2)} s → ` +
+      `${r.roundsPerSecond.toFixed(1)} rounds/s; round latency p50 ${r.p50Ms.toFixed(1)} ms, p99 ${r.p99Ms.toFixed(1)} ms; ` +
+      `edge peak RSS ${r.peakRssMb.toFixed(0)} MiB; errors ${r.errors}, cross-talk ${r.crossTalk}, near-ties ${r.nearTies}\n`,
+  );
+  for (const m of r.errorMessages) process.stderr.write(`  ${m}\n`);
+  const { errorMessages: _e, ...rest } = r;
+  void _e;
+  if (v.json) process.stdout.write(JSON.stringify(rest) + '\n');
+  if (r.errors > 0 || r.crossTalk > 0) process.exitCode = 1;
+}
+
 /** The WebRTC stack keeps handles open after the peer closes; leave once output is flushed. */
 function exitSoon(): void {
-  setTimeout(() => process.exit(0), 50);
+  setTimeout(() => process.exit(process.exitCode ?? 0), 50);
 }
 
 export async function main(argv: string[]): Promise<void> {
@@ -362,6 +534,23 @@ export async function main(argv: string[]): Promise<void> {
       case 'fidelity':
         await fidelity(rest);
         return exitSoon();
+      case 'fuzz':
+        await fuzzCommand(rest);
+        return exitSoon();
+      case 'load':
+        await loadCommand(rest);
+        return exitSoon();
+      case 'token': {
+        const { values: v } = parseArgs({
+          args: rest,
+          options: { key: { type: 'string' }, ttl: { type: 'string' } },
+        });
+        const key = v.key ?? process.env.DSSD_TOKEN_KEY;
+        if (!key)
+          fail('--key KEY (or $DSSD_TOKEN_KEY) is required: the same key the edge has as --token-key');
+        process.stdout.write(issueJoinToken(key, num(v.ttl, 'ttl', 600, true)) + '\n');
+        return;
+      }
       case undefined:
       case '-h':
       case '--help':

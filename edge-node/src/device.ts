@@ -19,6 +19,10 @@ export interface NodeDeviceOptions {
   iceServers?: RTCIceServer[];
   timeoutMs?: number;
   plantedBug?: 'no-max';
+  /** Re-sync after faults and resume after drops (new signaling, new peer connection, same session). */
+  recovery?: DeviceOptions['recovery'];
+  /** Opt-in: finish answers with the draft model alone while the edge is unreachable ('unverified'). */
+  offlineFallback?: boolean;
 }
 
 export interface NodeDevice {
@@ -29,15 +33,18 @@ export interface NodeDevice {
 
 export async function connectNodeDevice(o: NodeDeviceOptions): Promise<NodeDevice> {
   const draft = o.draft ?? (await loadNodeModel(o.draftDir ?? DEFAULT_DRAFT_DIR));
-  const { channel } = await connectEdge({
-    url: o.edge,
-    WebSocket: WebSocket as never,
-    wrtc: require('@roamhq/wrtc'),
-    iceServers: o.iceServers,
-    token: o.token,
-    timeoutMs: o.timeoutMs ?? 15_000,
-  });
-  const transport = new FrameTransport(channel);
+  const open = async () => {
+    const { channel } = await connectEdge({
+      url: o.edge,
+      WebSocket: WebSocket as never,
+      wrtc: require('@roamhq/wrtc'),
+      iceServers: o.iceServers,
+      token: o.token,
+      timeoutMs: o.timeoutMs ?? 15_000,
+    });
+    return new FrameTransport(channel);
+  };
+  const transport = await open();
   const c = draft.config;
   const drafter = o.settings.mode === 'ar' ? undefined : draft.createSession();
   try {
@@ -55,6 +62,9 @@ export async function connectNodeDevice(o: NodeDeviceOptions): Promise<NodeDevic
       adaptiveGamma: o.adaptiveGamma,
       timeoutMs: o.timeoutMs,
       plantedBug: o.plantedBug,
+      recovery: o.recovery,
+      reconnect: o.recovery ? open : undefined,
+      offlineFallback: o.offlineFallback,
     });
     return {
       session,

@@ -13,8 +13,16 @@ import { WebSocketServer } from 'ws';
 import { processLogits, validateSamplingParams, type SamplingParams } from '@dssd/kernel';
 import { loadNodeModel } from '@dssd/models/node';
 import type { LanguageModel, ModelSession } from '@dssd/models';
-import { EdgeSession, FrameTransport, ProtocolErrorCode, type EdgeLimits } from '@dssd/protocol';
+import {
+  EdgeSession,
+  FrameTransport,
+  ProtocolError,
+  ProtocolErrorCode,
+  SessionTable,
+  type EdgeLimits,
+} from '@dssd/protocol';
 import { acceptPeer } from './signaling.js';
+import { AccessPolicy, issueJoinToken, type AccessConfig } from './access.js';
 import { EdgeMetrics } from './metrics.js';
 import { Logger } from './log.js';
 
@@ -31,10 +39,22 @@ export interface EdgeNodeOptions {
   /** Draft model folder served to browsers at /models/draft/. */
   draftDir?: string;
   webRoot?: string;
+  /**
+   * Origins of pages that may embed the widget (frame embed.html, load widget.js with CORS), exact
+   * `scheme://host[:port]`. Unset or containing '*': any origin (a public edge); the edge's own pages are only
+   * ever framed by the edge itself.
+   */
+  allowedOrigins?: string[];
   port?: number;
   host?: string;
   maxSessions?: number;
   limits?: Partial<EdgeLimits>;
+  /** Join credentials (shared secret, signed tokens). Unset: anyone who can reach the edge may join. */
+  access?: AccessConfig;
+  /** A session with no frame for this long is told so (Timeout) and closed (default 5 min). */
+  idleTimeoutMs?: number;
+  /** How long a session whose connection dropped is kept, KV cache included, for its device to resume (60 s). */
+  resumeHoldMs?: number;
   iceServers?: RTCIceServer[];
   tls?: { cert: string; key: string };
   log?: Logger;
@@ -75,12 +95,19 @@ export class EdgeNode {
   private readonly statics: [string, string][];
   private readonly log: Logger;
   private scoring: Promise<unknown> = Promise.resolve();
+  readonly access: AccessPolicy;
+  /** Live and recently lost sessions, for resumption. */
+  readonly table: SessionTable;
+  private idleSweep: ReturnType<typeof setInterval> | undefined;
 
   private constructor(
     readonly model: LanguageModel,
     readonly opts: EdgeNodeOptions,
   ) {
     this.log = opts.log ?? new Logger('info');
+    // Signaling origins: the edge's own, loopback pages, and the widget allow-list ('*': any).
+    this.access = new AccessPolicy({ ...opts.access, allowedOrigins: opts.allowedOrigins });
+    this.table = new SessionTable(opts.resumeHoldMs ?? 60_000, (t) => (t as ModelSession).dispose());
     this.statics = [
       ['/ort/', path.dirname(require.resolve('onnxruntime-web'))],
       ['/models/draft/', opts.draftDir ?? DEFAULT_DRAFT_DIR],
@@ -118,7 +145,7 @@ export class EdgeNode {
       ? https.createServer({ cert: fs.readFileSync(o.tls.cert), key: fs.readFileSync(o.tls.key) }, handler)
       : http.createServer(handler);
     this.wss = new WebSocketServer({ server: this.server, path: '/signal', maxPayload: 256 * 1024 });
-    this.wss.on('connection', (ws) => void this.onSignal(ws));
+    this.wss.on('connection', (ws, req) => void this.onSignal(ws, req));
     await new Promise<void>((resolve, reject) => {
       this.server.once('error', reject);
       this.server.listen(o.port ?? 8080, o.host ?? '127.0.0.1', () => resolve());
@@ -132,9 +159,43 @@ export class EdgeNode {
         ? 'localhost'
         : addr.address;
     this.url = `${o.tls ? 'https' : 'http'}://${host}:${addr.port}`;
+    const idleMs = o.idleTimeoutMs ?? 300_000;
+    this.idleSweep = setInterval(() => this.expireIdle(idleMs), Math.min(1000, idleMs / 4));
+    this.idleSweep.unref();
   }
 
-  private async onSignal(ws: import('ws').WebSocket): Promise<void> {
+  private expireIdle(idleMs: number): void {
+    const now = performance.now();
+    for (const l of this.sessions.values()) {
+      if (now - l.edge.lastActivity <= idleMs || l.edge.isClosed) continue;
+      void l.edge
+        .expire(
+          ProtocolErrorCode.Timeout,
+          `no frame for ${Math.round(idleMs / 1000)} s: the session is closed`,
+        )
+        .finally(() => l.transport.close());
+    }
+  }
+
+  /** Refuses a signaling socket before any WebRTC work, with a typed error the device shows. */
+  private refuse(ws: import('ws').WebSocket, code: ProtocolErrorCode, message: string): void {
+    this.metrics.sessionsRefused++;
+    this.metrics.countError(code);
+    ws.send(JSON.stringify({ type: 'error', code, message }));
+    ws.close(1008);
+  }
+
+  private async onSignal(ws: import('ws').WebSocket, req: http.IncomingMessage): Promise<void> {
+    const origin = req.headers.origin;
+    const self = `${this.opts.tls ? 'https' : 'http'}://${req.headers.host ?? ''}`;
+    if (!this.access.originAllowed(origin, self)) {
+      this.log.warn('signaling refused: origin not allowed', { origin });
+      return this.refuse(
+        ws,
+        ProtocolErrorCode.Unauthorized,
+        `pages from ${origin} may not use this edge; the operator allows origins with --allow-origin`,
+      );
+    }
     const max = this.opts.maxSessions ?? 64;
     if (this.sessions.size >= max) {
       this.metrics.sessionsRefused++;
@@ -155,14 +216,20 @@ export class EdgeNode {
         wrtc: require('@roamhq/wrtc'),
         iceServers: this.opts.iceServers ?? [],
         timeoutMs: 15_000,
+        authorize: (token) => this.access.check(token),
       });
     } catch (e) {
+      if (e instanceof ProtocolError) {
+        if (e.code === ProtocolErrorCode.Unauthorized) this.metrics.sessionsRefused++;
+        this.metrics.countError(e.code);
+      }
       this.log.warn('peer connection failed', { error: (e as Error).message });
       return;
     }
     const id = this.nextId++;
     const transport = new FrameTransport(channel, {
       maxFrameBytes: this.opts.limits?.maxFrameBytes ?? 64 * 1024 * 1024,
+      maxPendingFrames: 4,
     });
     const live: Live = { edge: null as unknown as EdgeSession, transport, target: null };
     live.edge = new EdgeSession({
@@ -179,19 +246,29 @@ export class EdgeNode {
         this.log.info('error frame sent', { session: id, code, message });
       },
       onVerify: (ms, kind) => (kind === 'verify' ? this.metrics.verify : this.metrics.arStep).observe(ms),
+      resume: async (sid, secret) => {
+        const r = await this.table.claim(sid, secret);
+        this.log.info('session resume', {
+          session: id,
+          from: sid,
+          result: typeof r === 'string' ? r : 'kept',
+        });
+        return r;
+      },
     });
+    this.table.add(live.edge, () => transport.close());
     this.sessions.set(id, live);
     this.metrics.sessionsTotal++;
     this.log.info('session connected', { session: id, sessions: this.sessions.size });
     transport.onFrame((f) => void live.edge.handle(f));
     transport.onClose(() => {
-      live.edge.close();
       this.metrics.fold(live.edge.metrics, {
         up: transport.counters.bytesReceived,
         down: transport.counters.bytesSent,
       });
       this.sessions.delete(id);
-      live.target?.dispose();
+      // Held for a resume (then disposed by the table), or disposed now.
+      this.table.lost(live.edge);
       this.log.info('session closed', { session: id, rounds: live.edge.metrics.rounds });
     });
   }
@@ -211,6 +288,22 @@ export class EdgeNode {
       res.end(this.metrics.render(live));
       return;
     }
+    if (url.pathname === '/token') {
+      // Join tokens for devices, issued to the operator's backend (bearer: the issuer secret).
+      if (req.method !== 'POST')
+        return json(res, 405, { error: 'POST with Authorization: Bearer <issuer secret>' });
+      if (!this.access.config.issuerSecret) return json(res, 404, { error: 'this edge issues no tokens' });
+      if (!this.access.issuerAllowed(req.headers.authorization)) {
+        this.metrics.countError(ProtocolErrorCode.Unauthorized);
+        return json(res, 401, { error: 'the issuer secret was not accepted' });
+      }
+      const ttl = Number(url.searchParams.get('ttl') ?? 600);
+      try {
+        return json(res, 200, { token: issueJoinToken(this.access.config.tokenKey!, ttl), ttl });
+      } catch (e) {
+        return json(res, 400, { error: (e as Error).message });
+      }
+    }
     if (url.pathname === '/score') {
       if (req.method !== 'POST') return json(res, 405, { error: 'POST a JSON body' });
       const body = await readJson(req, 8 * 1024 * 1024).catch((e: Error) => e);
@@ -222,7 +315,7 @@ export class EdgeNode {
       return json(res, 200, out);
     }
     if (req.method !== 'GET' && req.method !== 'HEAD') return json(res, 405, { error: 'method not allowed' });
-    return this.serveStatic(url.pathname, res);
+    return this.serveStatic(url.pathname, res, req.headers.origin);
   }
 
   /**
@@ -275,7 +368,7 @@ export class EdgeNode {
     }
   }
 
-  private serveStatic(pathname: string, res: http.ServerResponse): void {
+  private serveStatic(pathname: string, res: http.ServerResponse, origin?: string): void {
     let decoded: string;
     try {
       decoded = decodeURIComponent(pathname);
@@ -305,11 +398,38 @@ export class EdgeNode {
         'cross-origin-embedder-policy': 'require-corp',
         'cross-origin-resource-policy': 'same-origin',
         'cache-control': 'no-cache',
+        ...(prefix === '/' ? this.embedHeaders(rel, origin) : {}),
       });
       fs.createReadStream(file).pipe(res);
       return;
     }
     res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
+  }
+
+  /**
+   * The widget's headers: widget.js may be loaded by allowed origins (a module script is a CORS request),
+   * embed.html may be framed by them (CSP frame-ancestors), every other page only by the edge itself.
+   */
+  private embedHeaders(rel: string, origin: string | undefined): Record<string, string> {
+    const list = this.opts.allowedOrigins ?? [];
+    const any = list.length === 0 || list.includes('*');
+    if (rel === 'widget.js') {
+      const allow = any ? '*' : origin && list.includes(origin) ? origin : null;
+      return {
+        'cross-origin-resource-policy': 'cross-origin',
+        ...(allow ? { 'access-control-allow-origin': allow } : {}),
+        ...(any ? {} : { vary: 'Origin' }),
+      };
+    }
+    if (rel === 'embed.html') {
+      // Framed by other sites: no opener policy; the page checks postMessage origins itself.
+      return {
+        'cross-origin-opener-policy': 'unsafe-none',
+        'content-security-policy': `frame-ancestors ${any ? '*' : ["'self'", ...list].join(' ')}`,
+      };
+    }
+    if (rel.endsWith('.html')) return { 'content-security-policy': "frame-ancestors 'self'" };
+    return {};
   }
 
   private noWebApp(res: http.ServerResponse): void {
@@ -321,6 +441,8 @@ export class EdgeNode {
   }
 
   async close(): Promise<void> {
+    clearInterval(this.idleSweep);
+    this.table.clear(true);
     for (const l of this.sessions.values()) l.transport.close();
     await new Promise<void>((r) => this.wss.close(() => r()));
     await new Promise<void>((r) => this.server.close(() => r()));

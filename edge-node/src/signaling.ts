@@ -27,8 +27,11 @@ export interface AcceptPeerOptions {
   iceServers?: RTCIceServer[];
   /** From the socket's arrival to an open data channel (default 15 s). */
   timeoutMs?: number;
-  /** Decides whether the join token is acceptable; absent means everyone is. */
-  authorize?: (token: string | undefined) => boolean;
+  /**
+   * Decides whether the join token is acceptable; absent means everyone is. Returns true (or null) to accept,
+   * false or a message for the device to refuse.
+   */
+  authorize?: (token: string | undefined) => boolean | string | null;
   /** Peer constructor (default: simple-peer). */
   Peer?: PeerConstructor;
   /** How long the socket may stay open after the data channel opened, for the device to close it (default 2 s). */
@@ -102,18 +105,22 @@ export function acceptPeer(ws: WebSocket, opts: AcceptPeerOptions): Promise<RawC
       if (token !== undefined && (typeof token !== 'string' || token.length > MAX_TOKEN_LENGTH)) {
         return fail(ProtocolErrorCode.BadFrame, 'join token must be a string');
       }
-      let ok = true;
+      let verdict: boolean | string | null = true;
       if (opts.authorize) {
         try {
-          ok = opts.authorize(token) === true;
+          verdict = opts.authorize(token);
         } catch {
-          ok = false;
+          verdict = false;
         }
       }
-      if (!ok) {
+      if (verdict !== true && verdict !== null) {
         return fail(
           ProtocolErrorCode.Unauthorized,
-          token === undefined ? 'this edge requires a token' : 'the token was not accepted',
+          typeof verdict === 'string'
+            ? verdict
+            : token === undefined
+              ? 'this edge requires a token'
+              : 'the token was not accepted',
         );
       }
       const p = new Peer({

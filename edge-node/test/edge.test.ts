@@ -44,18 +44,30 @@ before(async () => {
   draft = await loadNodeModel(DEFAULT_DRAFT_DIR);
 });
 after(async () => {
+  closeDevices();
   await node.close();
   await buggy.close();
 });
 
+/**
+ * One connected device per settings, reused across prompts (rewound to an empty conversation each time): the
+ * WebRTC stack in Node is not robust to hundreds of peer connections opened and closed in quick succession.
+ */
+const devices = new Map<string, Awaited<ReturnType<typeof connectNodeDevice>>>();
 async function run(settings: DeviceOptions['settings'], prompt: string, maxNewTokens: number) {
-  const dev = await connectNodeDevice({ edge: node.url, settings, draft });
-  try {
-    const r = await dev.session.generate(draft.tokenizer.encode(prompt), { maxNewTokens });
-    return { r, dev };
-  } finally {
-    dev.close();
+  const key = JSON.stringify(settings);
+  let dev = devices.get(key);
+  if (!dev) {
+    dev = await connectNodeDevice({ edge: node.url, settings, draft });
+    devices.set(key, dev);
   }
+  dev.session.rewind(0);
+  const r = await dev.session.generate(draft.tokenizer.encode(prompt), { maxNewTokens });
+  return { r, dev };
+}
+function closeDevices(): void {
+  for (const d of devices.values()) d.close();
+  devices.clear();
 }
 
 /** Top-2 logit margin of the target at a prefix, to tell a real bug from a near-tie flipped by rounding. */
@@ -161,12 +173,15 @@ test('fidelity: every exact codec passes at temperature 1 and top-k 10; planted 
 });
 
 test('accounting: bytes the device counts as sent equal bytes the edge counts as received, and vice versa', async () => {
+  closeDevices();
+  await waitFor(async () => (await metricsOf(node)).sessions === 0);
   const before = await metricsOf(node);
   const { r } = await run(
     { mode: 'dssd', codec: 'candidates', gamma: 4, sampling: { temperature: 1, topK: 0, topP: 1 }, seed: 5 },
     'It was a',
     64,
   );
+  closeDevices();
   await waitFor(async () => (await metricsOf(node)).sessions === 0);
   const after = await metricsOf(node);
   // The turn's frames plus the hello/welcome exchange, which the device counts before the turn starts.

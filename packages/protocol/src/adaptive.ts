@@ -1,8 +1,13 @@
 /**
  * Adaptive draft length: picks γ each round to maximise expected tokens per second under the latency model,
- * from running estimates of the acceptance rate α, the draft time per token and the round's fixed cost.
+ * from running estimates of the acceptance per position, the draft time per token and the round trip.
+ *
+ * Acceptance is tracked per position (β_k = P(x_k accepted | x_1..x_{k-1} accepted)) rather than as one i.i.d. α:
+ * real pairs accept later positions less often, and an i.i.d. α then overrates long drafts. Positions seldom
+ * tested lean on the pooled α, which keeps the controller trying longer drafts when they may pay. The round trip
+ * is tracked separately for rounds that ended in a rejection (the downlink then carries P_j, which can be large
+ * on a slow link) and rounds that were fully accepted (one token down).
  */
-import { expectedTokensPerRound } from '@dssd/kernel';
 
 export interface RoundObservation {
   gamma: number;
@@ -12,46 +17,78 @@ export interface RoundObservation {
   waitMs: number;
 }
 
+/** Pseudo-count pulling a position's β toward the pooled α until it has been tested a few times. */
+const PRIOR_WEIGHT = 2;
+
 export class GammaController {
   private accepted = 0;
   private trials = 0;
+  /** Decayed counts per position k (index k−1): times tested, times accepted. */
+  private posTried: number[] = [];
+  private posAccepted: number[] = [];
   private draftPerToken = 0;
-  private waitBase = 0;
-  private waitPerToken = 0;
+  private waitAccept: number | null = null;
+  private waitReject: number | null = null;
   private n = 0;
 
   constructor(
     readonly maxGamma: number,
-    readonly initialGamma = Math.min(4, maxGamma),
+    /** Start at the bound: long first drafts measure acceptance at every position at once. */
+    readonly initialGamma = maxGamma,
     /** Weight of a new observation in the running means. */
     readonly smoothing = 0.1,
   ) {}
 
-  /** α estimate: per-token acceptance over tested positions (a rejection ends a round's trials). */
+  /** Pooled α estimate: per-token acceptance over tested positions (a rejection ends a round's trials). */
   get alpha(): number {
     return this.trials ? Math.min(0.999, Math.max(0.01, this.accepted / this.trials)) : 0.7;
   }
 
+  /** β_k estimate for position k ≥ 1. */
+  positionAcceptance(k: number): number {
+    const tried = this.posTried[k - 1] ?? 0;
+    const acc = this.posAccepted[k - 1] ?? 0;
+    const b = (acc + PRIOR_WEIGHT * this.alpha) / (tried + PRIOR_WEIGHT);
+    return Math.min(0.999, Math.max(0.01, b));
+  }
+
   observe(o: RoundObservation): void {
     // Positions tested this round: accepted ones, plus the rejected one if any.
-    const tested = o.accepted < o.gamma ? o.accepted + 1 : o.gamma;
+    const rejected = o.accepted < o.gamma;
+    const tested = rejected ? o.accepted + 1 : o.gamma;
     const decay = 1 - this.smoothing;
     this.accepted = this.accepted * decay + o.accepted;
     this.trials = this.trials * decay + tested;
+    const len = Math.max(this.posTried.length, tested);
+    for (let i = 0; i < len; i++) {
+      this.posTried[i] = (this.posTried[i] ?? 0) * decay + (i < tested ? 1 : 0);
+      this.posAccepted[i] = (this.posAccepted[i] ?? 0) * decay + (i < o.accepted ? 1 : 0);
+    }
     const w = this.n === 0 ? 1 : this.smoothing;
     if (o.gamma > 0) this.draftPerToken += w * (o.draftMs / o.gamma - this.draftPerToken);
-    this.waitBase += w * (o.waitMs - this.waitPerToken * o.gamma - this.waitBase);
+    if (o.gamma > 0) {
+      if (rejected) this.waitReject = ema(this.waitReject, o.waitMs, this.smoothing);
+      else this.waitAccept = ema(this.waitAccept, o.waitMs, this.smoothing);
+    }
     this.n++;
   }
 
   /** Predicted tokens per ms for a draft length. */
   predict(gamma: number): number {
-    const t = gamma * this.draftPerToken + this.waitBase + this.waitPerToken * gamma;
-    return expectedTokensPerRound(this.alpha, gamma) / Math.max(t, 1e-3);
+    let tokens = 1;
+    let allAccepted = 1;
+    for (let k = 1; k <= gamma; k++) {
+      allAccepted *= this.positionAcceptance(k);
+      tokens += allAccepted;
+    }
+    const wa = this.waitAccept ?? this.waitReject ?? 0;
+    const wr = this.waitReject ?? wa;
+    const t = gamma * this.draftPerToken + wa + (1 - allAccepted) * (wr - wa);
+    return tokens / Math.max(t, 1e-3);
   }
 
   choose(): number {
-    if (this.n < 3) return this.initialGamma;
+    if (this.n < 2) return this.initialGamma;
     let best = 1;
     let bestV = -1;
     for (let g = 1; g <= this.maxGamma; g++) {
@@ -63,4 +100,8 @@ export class GammaController {
     }
     return best;
   }
+}
+
+function ema(prev: number | null, x: number, w: number): number {
+  return prev === null ? x : prev + w * (x - prev);
 }

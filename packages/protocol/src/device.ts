@@ -6,6 +6,14 @@
  * Device cache rule: drafting feeds the history tokens not yet in the draft cache, then each draft but the
  * last; after a rejection at j the cache is truncated to the accepted prefix (the resampled token is fed next
  * round); after all γ are accepted the next round feeds x_γ and the bonus token.
+ *
+ * Recovery (opt-in, `recovery`): when a round fails with a lost, late, garbled or refused frame, the device
+ * re-syncs: a new turn frame carries its committed tokens from a prefix both sides hold, and the answer goes on
+ * from there. When the connection itself is gone it first reconnects (`reconnect`) and resumes the session with
+ * its id and resume secret; the edge then still holds the KV cache, or the history is rebuilt from the
+ * committed tokens. Nothing committed is ever re-sent as new output, so no token is lost or duplicated.
+ * With `offlineFallback` the draft model alone continues while the edge stays unreachable; those tokens have
+ * the origin 'unverified'.
  */
 import {
   decodeFrame,
@@ -27,7 +35,8 @@ import {
 import { ProtocolError, ProtocolErrorCode, codeFromWire } from './errors.js';
 import type { LmSession } from './lm.js';
 import { GammaController } from './adaptive.js';
-import { FrameTransport } from './transport.js';
+import { FrameTransport, type TransportCounters } from './transport.js';
+import { historyDigest } from './edge.js';
 import {
   PROTOCOL_VERSION,
   validateSettings,
@@ -38,7 +47,7 @@ import {
 } from './settings.js';
 
 /** Where a generated token came from (the page colours text by it). */
-export type TokenOrigin = 'draft' | 'resampled' | 'bonus' | 'edge';
+export type TokenOrigin = 'draft' | 'resampled' | 'bonus' | 'edge' | 'unverified';
 
 export interface TokenEvent {
   tokens: number[];
@@ -60,6 +69,15 @@ export interface DeviceOptions {
   plantedBug?: 'no-max';
   /** How long to wait for any edge frame. */
   timeoutMs?: number;
+  /** Opens a fresh transport to the same edge (new signaling, new peer connection) to resume after a drop. */
+  reconnect?: () => Promise<FrameTransport>;
+  /** Re-sync and resume budget per turn (default: off), and the wait between reconnect attempts. */
+  recovery?: { maxAttempts?: number; backoffMs?: number };
+  /**
+   * Opt-in: when the edge stays unreachable, finish the answer with the draft model alone. Those tokens have the
+   * origin 'unverified': nothing checked them against the target.
+   */
+  offlineFallback?: boolean;
   now?: () => number;
 }
 
@@ -96,6 +114,10 @@ export interface TurnStats {
   kernelMs: number;
   /** γ used per round. */
   gammas: number[];
+  /** Re-syncs and resumes this turn needed (faults survived). */
+  recoveries: number;
+  /** Tokens generated offline by the draft model alone (origin 'unverified'). */
+  unverifiedTokens: number;
 }
 
 export interface TurnResult {
@@ -141,6 +163,26 @@ export class DeviceSession {
   private readonly now: () => number;
   private readonly gammaCtl: GammaController | null;
   private busy = false;
+  private cur: FrameTransport;
+  private gen = 0;
+  private readonly past: TransportCounters = {
+    bytesSent: 0,
+    bytesReceived: 0,
+    framesSent: 0,
+    framesReceived: 0,
+    chunksSent: 0,
+    chunksReceived: 0,
+  };
+  /** Next round number on the wire (session-wide, never reused; see edge.ts). */
+  private wireRound = 1;
+  /** Frames for rounds below this are stale (late or duplicated) and dropped. */
+  private minRound = 0;
+  /** Frames from the edge that could not be decoded. */
+  garbled = 0;
+  /** Secret that lets this device resume its session after the connection drops. */
+  resumeSecret = '';
+  /** Reconnects that found the edge still holding the session (KV kept), and ones that rebuilt it. */
+  readonly resumes = { kept: 0, rebuilt: 0 };
 
   private constructor(private readonly opts: DeviceOptions) {
     this.settings = completeSettings(opts.settings);
@@ -154,30 +196,101 @@ export class DeviceSession {
     this.timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     this.now = opts.now ?? (() => performance.now());
     this.gammaCtl = opts.adaptiveGamma ? new GammaController(this.settings.gamma) : null;
-    opts.transport.onFrame((bytes) => this.receive(bytes));
-    opts.transport.onClose((err) =>
+    this.cur = opts.transport;
+    this.attach(opts.transport);
+  }
+
+  /** Routes a transport's frames and close here; frames of a replaced transport are ignored. */
+  private attach(t: FrameTransport): void {
+    const gen = ++this.gen;
+    this.cur = t;
+    t.onFrame((bytes) => {
+      if (gen === this.gen) this.receive(bytes);
+    });
+    t.onClose((err) => {
+      if (gen !== this.gen) return;
       this.fail(
         new ProtocolError(
           ProtocolErrorCode.Closed,
           `the connection to the edge closed${err ? `: ${err.message}` : ''}`,
         ),
-      ),
-    );
+      );
+    });
   }
 
   /** Sends the hello and waits for the edge's welcome (or its refusal, as a ProtocolError). */
   static async open(opts: DeviceOptions): Promise<DeviceSession> {
     const s = new DeviceSession(opts);
-    await s.send(
-      { kind: 'hello', body: { protocol: PROTOCOL_VERSION, model: { ...opts.model }, settings: s.settings } },
+    await s.handshake(undefined);
+    return s;
+  }
+
+  /** Hello/welcome; with `resume`, asks the edge to continue this session. Returns the welcome's resume answer. */
+  private async handshake(
+    resume: { sessionId: number; secret: string; committed: number } | undefined,
+  ): Promise<{ held: number; digest: number } | undefined> {
+    await this.send(
+      {
+        kind: 'hello',
+        body: {
+          protocol: PROTOCOL_VERSION,
+          model: { ...this.opts.model },
+          settings: this.settings,
+          ...(resume ? { resume } : {}),
+        },
+      },
       0,
     );
-    const f = await s.next();
+    const f = await this.next();
     if (f.kind !== 'welcome')
       throw new ProtocolError(ProtocolErrorCode.UnexpectedFrame, `expected welcome, got ${f.kind}`);
-    s.welcome = validateWelcome(f.body);
-    s.sessionId = s.welcome.sessionId;
-    return s;
+    this.welcome = validateWelcome(f.body);
+    this.sessionId = this.welcome.sessionId;
+    const secret = f.body.resumeSecret;
+    this.resumeSecret = typeof secret === 'string' ? secret : '';
+    const r = f.body.resumed as { held?: unknown; digest?: unknown } | undefined;
+    if (r && Number.isSafeInteger(r.held) && Number.isSafeInteger(r.digest))
+      return { held: r.held as number, digest: r.digest as number };
+    return undefined;
+  }
+
+  /**
+   * After a failed round: reconnects and resumes when the connection is gone, then returns the history length
+   * both sides hold, from which the next turn frame re-sends the committed tokens.
+   */
+  async _recover(): Promise<number> {
+    const backoff = this.opts.recovery?.backoffMs ?? 200;
+    this.inbox.length = 0;
+    if (this.cur.closed || this.failure?.code === ProtocolErrorCode.Closed) {
+      if (!this.opts.reconnect || !this.resumeSecret) {
+        throw new ProtocolError(ProtocolErrorCode.Closed, 'the connection to the edge closed');
+      }
+      let t: FrameTransport;
+      try {
+        t = await this.opts.reconnect();
+      } catch (e) {
+        await sleep(backoff);
+        throw new ProtocolError(ProtocolErrorCode.Closed, `cannot reconnect: ${(e as Error).message}`, {
+          cause: e,
+        });
+      }
+      const c = this.cur.counters;
+      for (const k of Object.keys(this.past) as (keyof TransportCounters)[]) this.past[k] += c[k];
+      this.failure = null;
+      this.attach(t);
+      const res = await this.handshake({
+        sessionId: this.sessionId,
+        secret: this.resumeSecret,
+        committed: this.history.length,
+      });
+      const held = res && res.digest === historyDigest(this.history, res.held) ? res.held : 0;
+      if (held > 0) this.resumes.kept++;
+      else this.resumes.rebuilt++;
+      this.edgeKnown = Math.min(held, this.history.length - 1);
+    }
+    this.failure = null;
+    this.inbox.length = 0;
+    return Math.max(0, Math.min(this.edgeKnown, this.history.length - 1));
   }
 
   get maxContext(): number {
@@ -185,7 +298,15 @@ export class DeviceSession {
   }
 
   get transport(): FrameTransport {
-    return this.opts.transport;
+    return this.cur;
+  }
+
+  /** Byte and message counters over every transport this session used. */
+  get counters(): TransportCounters {
+    const c = this.cur.counters;
+    const out = { ...this.past };
+    for (const k of Object.keys(out) as (keyof TransportCounters)[]) out[k] += c[k];
+    return out;
   }
 
   private get vocabSize(): number {
@@ -199,10 +320,16 @@ export class DeviceSession {
         throw new ProtocolError(ProtocolErrorCode.BadFrame, 'malformed chunk from the edge');
       f = decodeFrame(bytes, { vocabSize: this.vocabSize, maxGamma: 254, maxCandidates: 4096 });
     } catch (e) {
+      this.garbled++;
+      // In ar the numbered token frames reveal a lost one (or the timeout does), and a garbled frame may well be
+      // a stale one still in flight from before a re-sync; elsewhere it fails the round at once.
+      if (this.settings.mode === 'ar' && this.opts.recovery?.maxAttempts) return;
       const msg = e instanceof CodecError ? `bad frame from the edge: ${e.message}` : (e as Error).message;
       this.fail(new ProtocolError(ProtocolErrorCode.BadFrame, msg));
       return;
     }
+    // A late or duplicated answer to an earlier round (round 0: errors about undecodable frames and hellos).
+    if (f.round !== 0 && f.round < this.minRound && f.kind !== 'welcome' && f.kind !== 'pong') return;
     if (f.kind === 'error') {
       this.fail(new ProtocolError(codeFromWire(f.code), f.message, { remote: true }));
       return;
@@ -246,14 +373,15 @@ export class DeviceSession {
 
   private send(frame: Frame, round: number): Promise<void> {
     const bytes = encodeFrame(frame, { sessionId: this.sessionId, round, vocabSize: this.vocabSize });
-    return this.opts.transport.send(bytes);
+    return this.cur.send(bytes);
   }
 
   /** Runs one turn: appends `prompt` (token ids) to the conversation and generates the answer. */
   async generate(prompt: number[], o: GenerateOptions): Promise<TurnResult> {
     if (this.busy) throw new ProtocolError(ProtocolErrorCode.UnexpectedFrame, 'a turn is already running');
-    if (this.failure?.code === ProtocolErrorCode.Closed) throw this.failure;
-    this.failure = null; // an error frame that answered no request of this turn (e.g. to a stray frame)
+    const canRecover = (this.opts.reconnect && this.opts.recovery?.maxAttempts) || this.opts.offlineFallback;
+    if (this.failure?.code === ProtocolErrorCode.Closed && !canRecover) throw this.failure;
+    if (this.failure?.code !== ProtocolErrorCode.Closed) this.failure = null; // an error frame that answered no request of this turn (e.g. to a stray frame)
     this.inbox.length = 0;
     if (!Array.isArray(prompt) || prompt.length === 0) {
       throw new ProtocolError(ProtocolErrorCode.BadSettings, 'the prompt must hold at least one token');
@@ -303,7 +431,8 @@ export class DeviceSession {
   }
 
   close(): void {
-    this.opts.transport.close();
+    this.gen++; // a close we asked for is not a fault
+    this.cur.close();
   }
 
   /** @internal state shared with TurnRun. */
@@ -318,6 +447,18 @@ export class DeviceSession {
       setEdgeKnown: (n: number) => (this.edgeKnown = n),
       nextTurn: () => ++this.turn,
       now: this.now,
+      /** Reserves `n` wire rounds from the next one on; frames for earlier rounds are stale from now. */
+      takeRounds: (n: number) => {
+        const r = this.wireRound;
+        this.wireRound += n;
+        this.minRound = r;
+        return r;
+      },
+      setMinRound: (r: number) => (this.minRound = r),
+      clearFailure: () => {
+        this.failure = null;
+        this.inbox.length = 0;
+      },
     };
   }
 }
@@ -331,6 +472,8 @@ class TurnRun {
   private readonly spec = new SpecStats();
   private readonly t: TurnStats;
   private turn = 0;
+  /** Wire round of the current attempt's turn frame. */
+  private r0 = 0;
   private done: DoneReason | null = null;
   private readonly c0: { up: number; down: number; mu: number; md: number };
 
@@ -341,7 +484,7 @@ class TurnRun {
   ) {
     this.s = s;
     this.i = s._internal;
-    const c = s.transport.counters;
+    const c = s.counters;
     this.c0 = { up: c.bytesSent, down: c.bytesReceived, mu: c.chunksSent, md: c.chunksReceived };
     this.t = {
       rounds: 0,
@@ -365,36 +508,94 @@ class TurnRun {
       waitMs: 0,
       kernelMs: 0,
       gammas: [],
+      recoveries: 0,
+      unverifiedTokens: 0,
     };
   }
 
   async run(): Promise<TurnResult> {
     const s = this.s;
     const start = this.i.now();
-    const known = this.i.edgeKnown();
-    await this.i.send(
-      {
-        kind: 'turn',
-        base: known,
-        ids: s.history.slice(known).concat(this.prompt),
-        maxNewTokens: this.o.maxNewTokens,
-      },
-      0,
-    );
+    let base = this.i.edgeKnown();
     s.history.push(...this.prompt);
-    this.i.setEdgeKnown(s.history.length);
-    this.turn = this.i.nextTurn();
+    const opts = this.i.opts;
+    const maxAttempts = opts.recovery?.maxAttempts ?? 0;
+    let attempts = 0;
+    let resync = s.transport.closed;
+    let offline = false;
     try {
-      if (s.settings.mode === 'ar') await this.runAr();
-      else await this.runSpeculative();
+      while (this.done === null) {
+        try {
+          if (offline) {
+            await this.runOffline();
+            break;
+          }
+          if (resync) base = await s._recover();
+          await this.sendTurn(base, resync);
+          if (s.settings.mode === 'ar') await this.runAr();
+          else await this.runSpeculative();
+          break;
+        } catch (e) {
+          if (!(e instanceof ProtocolError) || !RECOVERABLE.has(e.code) || this.o.signal?.aborted) throw e;
+          if (attempts >= maxAttempts) {
+            const unreachable = e.code === ProtocolErrorCode.Closed || e.code === ProtocolErrorCode.Timeout;
+            if (opts.offlineFallback && unreachable && opts.drafter) {
+              offline = true;
+              continue;
+            }
+            throw e;
+          }
+          attempts++;
+          this.t.recoveries++;
+          resync = true;
+        }
+      }
     } finally {
       this.finishStats(start);
     }
     return { tokens: this.tokens, origins: this.origins, done: this.done ?? 'stopped', stats: this.t };
   }
 
+  /** Starts (or, after a fault, restarts) the turn on the edge from `base` committed tokens. */
+  private async sendTurn(base: number, resync: boolean): Promise<void> {
+    const s = this.s;
+    const ar = s.settings.mode === 'ar';
+    const remaining = this.o.maxNewTokens - this.tokens.length;
+    // An edge still generating (ar) is stopped first; what it sends until then is stale.
+    if (resync && ar) await this.i.send({ kind: 'stop' }, 0);
+    // The turn frame takes a round number of its own (drafts follow it; ar tokens are numbered from it).
+    const r0 = this.i.takeRounds(ar ? remaining + 1 : 1);
+    this.r0 = r0;
+    this.i.setEdgeKnown(s.history.length);
+    this.turn = this.i.nextTurn();
+    await this.i.send({ kind: 'turn', base, ids: s.history.slice(base), maxNewTokens: remaining }, r0);
+  }
+
+  /** The draft model alone, while the edge is unreachable: every token is 'unverified'. */
+  private async runOffline(): Promise<void> {
+    const s = this.s;
+    const drafter = this.i.opts.drafter!;
+    for (let round = 0; ; round++) {
+      if (this.o.signal?.aborted) {
+        this.done = 'stopped';
+        return;
+      }
+      const N = s.history.length;
+      if (N >= s.maxContext) {
+        this.done = 'contextEnd';
+        return;
+      }
+      if (drafter.length >= N) drafter.truncate(N - 1);
+      const rows = await drafter.forward(s.history.slice(drafter.length));
+      const Q = processLogits(rows[rows.length - 1], s.settings.draftSampling);
+      const x = sampleFrom(Q, this.i.rng.round(this.turn, round).draft(1));
+      this.t.unverifiedTokens++;
+      if (!this.commit([x], ['unverified'])) return;
+    }
+  }
+
   private finishStats(start: number): void {
-    const c = this.s.transport.counters;
+    const c = this.s.counters;
     const t = this.t;
     t.uplinkBytes = c.bytesSent - this.c0.up;
     t.downlinkBytes = c.bytesReceived - this.c0.down;
@@ -447,6 +648,7 @@ class TurnRun {
 
   private async runAr(): Promise<void> {
     let stopSent = false;
+    let expect = this.r0;
     for (;;) {
       if (this.o.signal?.aborted && !stopSent) {
         await this.i.send({ kind: 'stop' }, 0);
@@ -457,6 +659,15 @@ class TurnRun {
       this.t.waitMs += this.i.now() - w0;
       if (f.kind !== 'arTokens')
         throw new ProtocolError(ProtocolErrorCode.UnexpectedFrame, `expected arTokens, got ${f.kind}`);
+      // The n-th step of this attempt carries r0 + n: an earlier number is a duplicate, a later one a gap.
+      if (f.round < expect) continue;
+      if (f.round > expect) {
+        throw new ProtocolError(
+          ProtocolErrorCode.BadFrame,
+          `edge tokens ${expect} to ${f.round - 1} are missing`,
+        );
+      }
+      expect++;
       const ids = Array.from(f.ids);
       this.t.llmForwardPasses += ids.length;
       this.t.rounds += ids.length;
@@ -522,12 +733,13 @@ class TurnRun {
       this.t.draftMs += draftMs;
       // ---- uplink and verdict ----
       const w0 = this.i.now();
+      const wr = this.i.takeRounds(1);
       if (dsd) {
-        await this.i.send({ kind: 'dsdDraft', ids: drafts, dists: Qs, encoding: set.dsdPrecision }, round);
+        await this.i.send({ kind: 'dsdDraft', ids: drafts, dists: Qs, encoding: set.dsdPrecision }, wr);
       } else {
         await this.i.send(
           { kind: 'draft', ids: drafts, q, ...(prev !== undefined ? { prevToken: prev } : {}) },
-          round,
+          wr,
         );
       }
       prev = undefined;
@@ -536,10 +748,10 @@ class TurnRun {
       this.t.waitMs += waitMs;
       this.t.rounds++;
       this.t.llmForwardPasses++;
-      if (f.kind !== 'verdict' || f.round !== round) {
+      if (f.kind !== 'verdict' || f.round !== wr) {
         throw new ProtocolError(
           ProtocolErrorCode.UnexpectedFrame,
-          `expected the verdict of round ${round}, got ${f.kind} (round ${f.round})`,
+          `expected the verdict of round ${wr}, got ${f.kind} (round ${f.round})`,
         );
       }
       const k0 = this.i.now();
@@ -568,9 +780,9 @@ class TurnRun {
             const res = resolveCandidates(body.ids, body.probs, Qj, rr.candidateAcceptUniforms(j, K));
             if (res.fallback) {
               fallback = true;
-              await this.i.send({ kind: 'fullRequest', j }, round);
+              await this.i.send({ kind: 'fullRequest', j }, wr);
               const full = await this.i.next();
-              if (full.kind !== 'fullResponse' || full.j !== j) {
+              if (full.kind !== 'fullResponse' || full.j !== j || full.round !== wr) {
                 throw new ProtocolError(
                   ProtocolErrorCode.UnexpectedFrame,
                   `expected P_${j} in full, got ${full.kind}`,
@@ -621,6 +833,17 @@ function absDiff(P: ArrayLike<number>, Q: ArrayLike<number>): Float64Array {
   for (let i = 0; i < P.length; i++) out[i] = Math.abs(P[i] - Q[i]);
   return out;
 }
+
+/** Failures a re-sync (or a resume) can cure; refusals (limits, access, settings) are final. */
+const RECOVERABLE = new Set<ProtocolErrorCode>([
+  ProtocolErrorCode.Closed,
+  ProtocolErrorCode.Timeout,
+  ProtocolErrorCode.BadFrame,
+  ProtocolErrorCode.UnexpectedFrame,
+  ProtocolErrorCode.Internal,
+]);
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 function randomSeed(): number {
   const a = new Uint32Array(2);

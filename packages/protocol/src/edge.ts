@@ -7,6 +7,15 @@
  * carried token: last round's resampled or bonus token, or a new turn's prompt) plus the γ drafts. After a
  * rejection at j the cache is truncated to the accepted prefix; after all γ are accepted it holds every draft
  * and the bonus token is carried to the next pass.
+ *
+ * Rounds on the wire: a turn frame's header round R0 is the device's session-wide round counter; the turn's
+ * drafts carry R0 + 1 + k (k = 0, 1, …) and verdicts echo them, so a stale, duplicated or lost frame from an
+ * earlier turn (or an earlier attempt at this one) can never be taken for a current one: every number is used
+ * once. The uniforms use the per-turn index k.
+ *
+ * Resume: the welcome carries a resume secret. A device whose channel dropped says hello again with
+ * `resume: {sessionId, secret, committed, digest}`; when the owner still holds that session (see SessionTable)
+ * its KV cache and history are taken over, otherwise the device rebuilds the history with its next turn frame.
  */
 import {
   decodeFrame,
@@ -52,6 +61,8 @@ export interface EdgeLimits {
   maxFrameBytes: number;
   allowedModes: readonly Mode[];
   allowedCodecs: readonly DownlinkCodec[];
+  /** Verify rounds (draft and turn frames) a session may start per second; more get RateLimited errors. */
+  maxRoundsPerSecond: number;
 }
 
 export const DEFAULT_EDGE_LIMITS: EdgeLimits = {
@@ -62,7 +73,18 @@ export const DEFAULT_EDGE_LIMITS: EdgeLimits = {
   maxFrameBytes: 64 * 1024 * 1024,
   allowedModes: ['ar', 'dsd', 'dssd'],
   allowedCodecs: ['auto', 'f32', 'f16', 'sparse', 'topk', 'candidates'],
+  maxRoundsPerSecond: 1000,
 };
+
+/** What a resumed session takes over from the one its device lost. */
+export interface HeldSession {
+  history: number[];
+  target: LmSession;
+  turn: number;
+}
+
+/** Answer of EdgeSessionOptions.resume: the held state, no such session, or a wrong secret. */
+export type ResumeLookup = HeldSession | 'unknown' | 'denied';
 
 /** Counters an operator cares about (exported by the edge node as Prometheus metrics). */
 export interface EdgeSessionMetrics {
@@ -97,6 +119,8 @@ export interface EdgeSessionOptions {
   plantedBug?: 'inverted-ratio';
   /** Observer for errors sent (metrics, logs). */
   onError?: (code: ProtocolErrorCode, message: string) => void;
+  /** Looks up a session a device asks to resume (absent: every resume rebuilds from the device's tokens). */
+  resume?: (sessionId: number, secret: string) => ResumeLookup | Promise<ResumeLookup>;
   now?: () => number;
 }
 
@@ -137,12 +161,48 @@ export class EdgeSession {
   private chain: Promise<void> = Promise.resolve();
   private tvEstimate = 0.5;
   private closed = false;
+  private roundBase = 0;
+  private bucket = 0;
+  private bucketAt = 0;
+  /** Proves the device's right to resume this session (hex, 128 bits); issued in the welcome. */
+  resumeSecret = '';
+  /** When the last frame arrived (the owner's idle timeout reads it). */
+  lastActivity: number;
   private readonly now: () => number;
 
   constructor(private readonly opts: EdgeSessionOptions) {
     this.id = opts.sessionId;
     this.limits = { ...DEFAULT_EDGE_LIMITS, ...opts.limits };
     this.now = opts.now ?? (() => performance.now());
+    this.lastActivity = this.now();
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  /**
+   * Hands over this session's KV cache and history to a resuming session, once queued work is done; this
+   * session is closed and must not dispose the target any more.
+   */
+  async release(): Promise<HeldSession | null> {
+    this.close();
+    await this.idle().catch(() => undefined);
+    const t = this.target;
+    if (!t || !this.settings) return null;
+    this.target = null;
+    return { history: this.history, target: t, turn: this.turn };
+  }
+
+  /** The target session to dispose when this session ends (null once released). */
+  get targetSession(): LmSession | null {
+    return this.target;
+  }
+
+  /** Tells the device why the session ends (idle timeout, shutdown) and closes it. */
+  async expire(code: ProtocolErrorCode, message: string): Promise<void> {
+    await this.sendError(code, message, 0);
+    this.close();
   }
 
   private frameLimits(): FrameLimits {
@@ -174,6 +234,7 @@ export class EdgeSession {
 
   private async process(bytes: Uint8Array): Promise<void> {
     if (this.closed) return;
+    this.lastActivity = this.now();
     let frame: DecodedFrame;
     try {
       if (bytes.length === 0) throw new ProtocolError(ProtocolErrorCode.BadFrame, 'malformed chunk');
@@ -206,9 +267,10 @@ export class EdgeSession {
         `frame for session ${f.sessionId}, this is ${this.id}`,
       );
     }
+    if (f.kind === 'turn' || f.kind === 'draft' || f.kind === 'dsdDraft') this.takeToken();
     switch (f.kind) {
       case 'turn':
-        return this.onTurn(f.base, Array.from(f.ids), f.maxNewTokens);
+        return this.onTurn(f.base, Array.from(f.ids), f.maxNewTokens, f.round);
       case 'draft':
         return this.onDraft(f.round, Array.from(f.ids), Array.from(f.q), f.prevToken);
       case 'dsdDraft':
@@ -227,9 +289,26 @@ export class EdgeSession {
     }
   }
 
+  /** Token bucket: bursts up to one second's allowance, then maxRoundsPerSecond. */
+  private takeToken(): void {
+    const rate = this.limits.maxRoundsPerSecond;
+    if (!Number.isFinite(rate)) return;
+    const t = this.now();
+    this.bucket = Math.min(rate, this.bucket + ((t - this.bucketAt) / 1000) * rate);
+    this.bucketAt = t;
+    if (this.bucket < 1) {
+      throw new ProtocolError(
+        ProtocolErrorCode.RateLimited,
+        `more than ${rate} rounds per second; this edge limits each session`,
+      );
+    }
+    this.bucket -= 1;
+  }
+
   private async onHello(body: Record<string, unknown>): Promise<void> {
     if (this.settings) throw new ProtocolError(ProtocolErrorCode.UnexpectedFrame, 'session already started');
     const hello = validateHello(body, { maxGamma: this.limits.maxGamma });
+    const resume = parseResume(body.resume);
     const m = this.opts.model;
     if (hello.model.tokenizerHash !== m.tokenizerHash) {
       throw new ProtocolError(
@@ -257,10 +336,30 @@ export class EdgeSession {
         `codec '${s.codec}' is not allowed on this edge`,
       );
     }
-    this.target = await this.opts.createTarget();
-    this.settings = s;
     this.maxContext = Math.min(m.maxContext, hello.model.maxContext, this.limits.maxContext);
+    let resumed: { held: number; digest: number } | undefined;
+    if (resume) {
+      const found = this.opts.resume ? await this.opts.resume(resume.sessionId, resume.secret) : 'unknown';
+      if (found === 'denied') {
+        throw new ProtocolError(
+          ProtocolErrorCode.Unauthorized,
+          `the resume secret for session ${resume.sessionId} is wrong`,
+        );
+      }
+      if (found !== 'unknown') {
+        this.target = found.target;
+        this.history = found.history.slice(0, this.maxContext);
+        if (this.target.length > this.history.length) this.target.truncate(this.history.length);
+        this.turn = found.turn;
+      }
+      // The longest prefix both sides may share; the digest lets the device check that they do.
+      const held = Math.min(this.history.length, resume.committed);
+      resumed = { held, digest: historyDigest(this.history, held) };
+    }
+    this.target ??= await this.opts.createTarget();
+    this.settings = s;
     this.rng = new SessionRng(s.seed ?? this.opts.secretSeed);
+    this.resumeSecret = randomHex(16);
     await this.send(
       {
         kind: 'welcome',
@@ -269,13 +368,17 @@ export class EdgeSession {
           sessionId: this.id,
           model: { ...m },
           maxContext: this.maxContext,
+          resumeSecret: this.resumeSecret,
+          ...(resumed ? { resumed } : {}),
         },
       },
       0,
     );
   }
 
-  private onTurn(base: number, ids: number[], maxNewTokens: number): Promise<void> | void {
+  private async onTurn(base: number, ids: number[], maxNewTokens: number, wireRound: number): Promise<void> {
+    // After a stop (a device re-syncing an ar turn) the generation ends within one step: wait for it.
+    if (this.arRunning && this.arStop) await this.arRunning;
     if (this.arRunning)
       throw new ProtocolError(ProtocolErrorCode.UnexpectedFrame, 'a turn is still generating');
     if (base > this.history.length) {
@@ -302,6 +405,7 @@ export class EdgeSession {
     if (this.target!.length > base) this.target!.truncate(base);
     this.turn++;
     this.round = 0;
+    this.roundBase = wireRound;
     this.turnActive = true;
     this.awaitingPrev = false;
     this.pendingFull = null;
@@ -331,10 +435,12 @@ export class EdgeSession {
     if (this.settings!.mode === 'ar')
       throw new ProtocolError(ProtocolErrorCode.UnexpectedFrame, 'drafts in ar mode');
     if (!this.turnActive) throw new ProtocolError(ProtocolErrorCode.UnexpectedFrame, 'draft outside a turn');
-    if (round !== this.round) {
+    // The turn frame took round R0 itself; its drafts are R0 + 1, R0 + 2, …
+    const want = this.roundBase + 1 + this.round;
+    if (round !== want) {
       throw new ProtocolError(
         ProtocolErrorCode.UnexpectedFrame,
-        `draft for round ${round}, expected ${this.round}`,
+        `draft for round ${round}, expected ${want}`,
       );
     }
     if (gamma > this.settings!.gamma) {
@@ -479,7 +585,7 @@ export class EdgeSession {
     try {
       for (let n = 0; n < maxNewTokens; n++) {
         if (this.arStop || this.closed) {
-          await this.send({ kind: 'arTokens', ids: [], done: 'stopped' }, n);
+          await this.send({ kind: 'arTokens', ids: [], done: 'stopped' }, this.roundBase + n);
           return;
         }
         const t0 = this.now();
@@ -496,7 +602,7 @@ export class EdgeSession {
         if (tok === eos) done = 'eos';
         else if (n + 1 === maxNewTokens) done = 'maxTokens';
         else if (this.history.length >= this.maxContext) done = 'contextEnd';
-        await this.send({ kind: 'arTokens', ids: [tok], ...(done ? { done } : {}) }, n);
+        await this.send({ kind: 'arTokens', ids: [tok], ...(done ? { done } : {}) }, this.roundBase + n);
         if (done) return;
       }
     } catch (e) {
@@ -532,4 +638,127 @@ export class EdgeSession {
     this.opts.onError?.(code, message);
     await this.send({ kind: 'error', code: WIRE_CODES[code], message }, round);
   }
+}
+
+/** FNV-1a over the first n tokens: both sides compute it to confirm a shared history prefix. */
+export function historyDigest(tokens: readonly number[], n: number): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < n; i++) {
+    let t = tokens[i];
+    for (let k = 0; k < 4; k++) {
+      h = Math.imul(h ^ (t & 0xff), 0x01000193) >>> 0;
+      t >>>= 8;
+    }
+  }
+  return h >>> 0;
+}
+
+function randomHex(bytes: number): string {
+  const a = new Uint8Array(bytes);
+  globalThis.crypto.getRandomValues(a);
+  return Array.from(a, (b) => b.toString(16).padStart(2, '0')).join('');
+}
+
+function parseResume(x: unknown): { sessionId: number; secret: string; committed: number } | null {
+  if (x === undefined || x === null) return null;
+  const r = x as Record<string, unknown>;
+  const ok =
+    typeof x === 'object' &&
+    Number.isSafeInteger(r.sessionId) &&
+    (r.sessionId as number) >= 1 &&
+    typeof r.secret === 'string' &&
+    /^[0-9a-f]{32}$/.test(r.secret) &&
+    Number.isSafeInteger(r.committed) &&
+    (r.committed as number) >= 0;
+  if (!ok)
+    throw new ProtocolError(ProtocolErrorCode.BadSettings, 'resume needs {sessionId, secret, committed}');
+  return { sessionId: r.sessionId as number, secret: r.secret as string, committed: r.committed as number };
+}
+
+/**
+ * The sessions of one edge by id, live and recently lost: a session whose connection closed is held for
+ * `holdMs` so its device can resume it with the secret, then disposed. A device that resumes while its old
+ * connection still looks alive takes the session over and the old connection is closed.
+ */
+export class SessionTable {
+  private readonly live = new Map<number, { edge: EdgeSession; close: () => void }>();
+  private readonly held = new Map<number, { edge: EdgeSession; timer: ReturnType<typeof setTimeout> }>();
+  private shut = false;
+
+  constructor(
+    readonly holdMs: number,
+    private readonly dispose: (t: LmSession) => void,
+  ) {}
+
+  get liveCount(): number {
+    return this.live.size;
+  }
+
+  get heldCount(): number {
+    return this.held.size;
+  }
+
+  add(edge: EdgeSession, close: () => void): void {
+    this.live.set(edge.id, { edge, close });
+  }
+
+  /** The connection of a session closed: hold it for a resume, or dispose of it. */
+  lost(edge: EdgeSession): void {
+    if (this.live.get(edge.id)?.edge !== edge) return; // already taken over
+    this.live.delete(edge.id);
+    edge.close();
+    if (this.holdMs > 0 && !this.shut && edge.settings && edge.resumeSecret) {
+      const timer = setTimeout(() => this.drop(edge.id), this.holdMs);
+      (timer as { unref?: () => void }).unref?.();
+      this.held.set(edge.id, { edge, timer });
+    } else {
+      this.disposeOf(edge);
+    }
+  }
+
+  private drop(id: number): void {
+    const h = this.held.get(id);
+    if (!h) return;
+    this.held.delete(id);
+    this.disposeOf(h.edge);
+  }
+
+  private disposeOf(edge: EdgeSession): void {
+    void edge.release().then((h) => {
+      if (h) this.dispose(h.target);
+    });
+  }
+
+  /** Implements EdgeSessionOptions.resume. */
+  async claim(id: number, secret: string): Promise<ResumeLookup> {
+    const h = this.held.get(id);
+    const l = this.live.get(id);
+    const edge = h?.edge ?? l?.edge;
+    if (!edge || !edge.resumeSecret) return 'unknown';
+    if (!constantTimeEqual(edge.resumeSecret, secret)) return 'denied';
+    if (h) {
+      clearTimeout(h.timer);
+      this.held.delete(id);
+    } else if (l) {
+      this.live.delete(id);
+      l.close();
+    }
+    return (await edge.release()) ?? 'unknown';
+  }
+
+  /** Disposes every held session; with `shutdown`, sessions lost from now on are disposed at once. */
+  clear(shutdown = false): void {
+    if (shutdown) this.shut = true;
+    for (const id of [...this.held.keys()]) {
+      clearTimeout(this.held.get(id)!.timer);
+      this.drop(id);
+    }
+  }
+}
+
+function constantTimeEqual(a: string, b: string): boolean {
+  if (a.length !== b.length) return false;
+  let d = 0;
+  for (let i = 0; i < a.length; i++) d |= a.charCodeAt(i) ^ b.charCodeAt(i);
+  return d === 0;
 }

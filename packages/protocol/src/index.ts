@@ -21,8 +21,16 @@ export type {
 } from './settings.js';
 export { FrameTransport, memoryChannelPair } from './transport.js';
 export type { FrameTransportOptions, RawChannel, TransportCounters } from './transport.js';
-export { EdgeSession, DEFAULT_EDGE_LIMITS } from './edge.js';
-export type { EdgeLimits, EdgeSessionMetrics, EdgeSessionOptions } from './edge.js';
+export { EdgeSession, DEFAULT_EDGE_LIMITS, SessionTable, historyDigest } from './edge.js';
+export type {
+  EdgeLimits,
+  EdgeSessionMetrics,
+  EdgeSessionOptions,
+  HeldSession,
+  ResumeLookup,
+} from './edge.js';
+export { FaultyChannel, FAULT_KINDS } from './faults.js';
+export type { FaultKind, FaultPlan } from './faults.js';
 export { DeviceSession, completeSettings } from './device.js';
 export type {
   DeviceOptions,

@@ -1,0 +1,611 @@
+/** The Markdown report, the SVG plots and the printed summary, all from the results rows. */
+import fs from 'node:fs';
+import path from 'node:path';
+import { REPO_ROOT } from '@dssd/edge-node';
+import { barChart, lineChart } from './svg.js';
+import { SHAPING_KERNEL, SHAPING_SIMULATED, type Row } from './rows.js';
+import { HARDWARE_PAIRS, projectTokensPerSecond, type ProjectionCodec } from './model.js';
+import { PROFILES, SWEEP_GAMMAS } from './grid.js';
+import { SETTINGS, type SettingName } from './run.js';
+
+interface Results {
+  meta: Record<string, unknown>;
+  rows: Row[];
+}
+
+const f = (x: number | null | undefined, d = 1) =>
+  x === null || x === undefined || !Number.isFinite(x) ? '–' : x.toFixed(d);
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length ? (s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2) : NaN;
+};
+
+function table(head: string[], rows: (string | number)[][]): string {
+  return [
+    `| ${head.join(' | ')} |`,
+    `| ${head.map((_, i) => (i === 0 ? '---' : '---:')).join(' | ')} |`,
+    ...rows.map((r) => `| ${r.join(' | ')} |`),
+  ].join('\n');
+}
+
+function targetLabel(r: Pick<Row, 'target' | 'targetMs'>): string {
+  return r.target === 'cpu'
+    ? 'real CPU target'
+    : `emulated target (EMULATION: ${r.targetMs!.a} ms + ${r.targetMs!.b} ms/token per pass)`;
+}
+
+const methodLabel = (r: Row) => `${r.method}${r.lossy ? ' (lossy)' : ''}`;
+
+/** The ratios a reader asks for first, computed from rows (also used for the printed summary). */
+export interface Headlines {
+  lines: string[];
+  adaptive: { group: string; best: Row; adaptive: Row; ratio: number }[];
+}
+
+function adaptiveChecks(rows: Row[]): Headlines['adaptive'] {
+  const out: Headlines['adaptive'] = [];
+  const groups = new Map<string, Row[]>();
+  for (const r of rows) {
+    const k = [r.profile, r.setting, r.target, r.shaping].join('|');
+    groups.set(k, [...(groups.get(k) ?? []), r]);
+  }
+  for (const [k, rs] of groups) {
+    const fixed = rs.filter((r) => r.method === 'dssd-auto');
+    const ad = rs.find((r) => r.method === 'dssd-adaptive');
+    if (fixed.length < SWEEP_GAMMAS.length || !ad) continue;
+    const best = fixed.reduce((a, b) => (b.tokensPerSecond > a.tokensPerSecond ? b : a));
+    out.push({ group: k, best, adaptive: ad, ratio: ad.tokensPerSecond / best.tokensPerSecond });
+  }
+  return out;
+}
+
+function headlines(rows: Row[]): Headlines {
+  const lines: string[] = [];
+  for (const target of ['cpu', 'emulated'] as const) {
+    const rs = rows.filter(
+      (r) => r.target === target && r.shaping === SHAPING_SIMULATED && r.setting === 't1',
+    );
+    const head = rs.filter((r) => r.gamma === 4 || r.mode === 'ar' || r.adaptive);
+    if (!head.length) continue;
+    const by = (m: string) => head.filter((r) => r.method === m && r.speedupVsAr !== null);
+    const best = (m: string) => {
+      const xs = by(m);
+      return xs.length ? xs.reduce((a, b) => (b.speedupVsAr! > a.speedupVsAr! ? b : a)) : null;
+    };
+    const med = (m: string) => median(by(m).map((r) => r.speedupVsAr!));
+    const t = target === 'cpu' ? 'real CPU target' : `emulated 7B-class target (emulation)`;
+    const auto = best('dssd-auto');
+    lines.push(
+      `${t}: dssd-auto/ar median ×${f(med('dssd-auto'), 2)} (best ×${f(auto?.speedupVsAr, 2)} on ${auto?.profile ?? '–'}), ` +
+        `dsd-f32/ar median ×${f(med('dsd-f32'), 2)}, dssd-candidates/ar median ×${f(med('dssd-candidates'), 2)} ` +
+        `over ${by('dssd-auto').length} profiles at γ 4, temperature 1`,
+    );
+    // DSSD over DSD on the same profile.
+    const ratios: number[] = [];
+    for (const d of by('dssd-auto')) {
+      const s = head.find((r) => r.method === 'dsd-f32' && r.profile === d.profile);
+      if (s) ratios.push(d.tokensPerSecond / s.tokensPerSecond);
+    }
+    if (ratios.length)
+      lines.push(
+        `${t}: dssd-auto/dsd-f32 median ×${f(median(ratios), 2)} (range ×${f(Math.min(...ratios), 2)}–×${f(Math.max(...ratios), 2)})`,
+      );
+    const err = rs
+      .filter((r) => r.predictedTokensPerSecond > 0)
+      .map((r) => r.tokensPerSecond / r.predictedTokensPerSecond);
+    if (err.length)
+      lines.push(
+        `${t}: measured/model tokens/s median ${f(median(err), 2)} (range ${f(Math.min(...err), 2)}–${f(Math.max(...err), 2)})`,
+      );
+  }
+  const ad = adaptiveChecks(rows);
+  if (ad.length) {
+    const ok = ad.filter((a) => a.ratio >= 0.95).length;
+    lines.push(
+      `adaptive γ: within 5% of the best fixed γ on ${ok} of ${ad.length} profiles (adaptive/best median ×${f(median(ad.map((a) => a.ratio)), 3)}, worst ×${f(Math.min(...ad.map((a) => a.ratio)), 3)})`,
+    );
+  }
+  return { lines, adaptive: ad };
+}
+
+/** Pooled acceptance per position per setting, from the dssd rows with the longest drafts. */
+function acceptanceBySetting(rows: Row[]): Map<SettingName, number[]> {
+  const out = new Map<SettingName, number[]>();
+  for (const s of Object.keys(SETTINGS) as SettingName[]) {
+    const rs = rows.filter(
+      (r) => r.setting === s && r.mode === 'dssd' && !r.adaptive && !r.lossy && r.target === 'cpu',
+    );
+    if (!rs.length) continue;
+    const g = Math.max(...rs.map((r) => r.acceptancePerPosition.length));
+    const acc: number[] = [];
+    for (let k = 0; k < g; k++) {
+      const xs = rs
+        .filter((r) => r.acceptancePerPosition.length > k)
+        .map((r) => ({ a: r.acceptancePerPosition[k], w: r.rounds }));
+      const w = xs.reduce((a, b) => a + b.w, 0);
+      acc.push(xs.reduce((a, b) => a + b.a * b.w, 0) / w);
+    }
+    out.set(s, acc);
+  }
+  return out;
+}
+
+/** Body bytes of P_j at |V| for the projection; candidates from the measured mean. */
+function projectionCodecs(rows: Row[]): ProjectionCodec[] {
+  const cand = rows.filter((r) => r.method === 'dssd-candidates' && r.distributionBytes > 0);
+  const candBytes = cand.length ? median(cand.map((r) => r.distributionBytes)) : 64;
+  return [
+    { id: 'ar (edge-only)', mode: 'ar', bytes: () => 0 },
+    { id: 'dsd-f16 (lossy)', mode: 'dsd', bytes: (V) => 2 * V },
+    { id: 'dssd-f16 (lossy)', mode: 'dssd', bytes: (V) => 2 * V + 8 },
+    { id: 'dssd-f32', mode: 'dssd', bytes: (V) => 4 * V + 8 },
+    { id: `dssd-candidates (${Math.round(candBytes)} B measured)`, mode: 'dssd', bytes: () => candBytes },
+  ];
+}
+
+const PROJECTION_LINKS = ['rtt20-50M', 'rtt50-10M', 'mobile-10/50'];
+
+function projection(rows: Row[]): { md: string; svg: string | null } {
+  const acc = acceptanceBySetting(rows).get('t1');
+  if (!acc || acc.length < 2) return { md: '_No temperature-1 dssd rows to project from._', svg: null };
+  const codecs = projectionCodecs(rows);
+  const lines: string[] = [
+    `PROJECTION, not a measurement: tokens/s from the latency model with the **measured acceptance per position of ` +
+      `the real default pair at temperature 1** (${acc.map((a) => a.toFixed(2)).join(', ')}), the best γ ≤ ${acc.length} ` +
+      `per method, and these assumed hardware pairs (T_SLM per drafted token, T_LLM = a + b·(γ+1) per pass, |V| = 151,936, ` +
+      `ar streams tokens at a + b per step). A real 0.5B/7B pair accepts differently from our tiny pair; this shows ` +
+      `the link and |V| effects, not a promise.`,
+    '',
+  ];
+  const svgGroups: string[] = [];
+  const svgSeries = codecs
+    .filter((c) => c.mode !== 'ar')
+    .map((c) => ({ name: c.id, values: [] as number[] }));
+  for (const pair of HARDWARE_PAIRS) {
+    lines.push(`**${pair.name}**`, '');
+    const body: string[][] = [];
+    for (const ln of PROJECTION_LINKS) {
+      const link = PROFILES[ln];
+      const ar = projectTokensPerSecond(pair, link, acc, 1, codecs[0]);
+      const cells = [ln, f(ar)];
+      let ci = 0;
+      for (const c of codecs.slice(1)) {
+        let best = 0;
+        let bg = 1;
+        for (let g = 1; g <= acc.length; g++) {
+          const t = projectTokensPerSecond(pair, link, acc, g, c);
+          if (t > best) {
+            best = t;
+            bg = g;
+          }
+        }
+        cells.push(`${f(best)} (γ${bg}, ×${f(best / ar, 2)})`);
+        if (ln === 'mobile-10/50') svgSeries[ci].values.push(best / ar);
+        ci++;
+      }
+      body.push(cells);
+    }
+    svgGroups.push(
+      pair.name.split(' + ')[0].replace(/ \(.*\)/, '') +
+        ' / ' +
+        pair.name.split(' + ')[1].split(' (')[0].replace(' on an edge GPU', ''),
+    );
+    lines.push(table(['link', 'ar tok/s', ...codecs.slice(1).map((c) => c.id)], body), '');
+  }
+  const svg = barChart({
+    title: 'PROJECTION: speedup over edge-only ar on mobile-10/50 (|V| = 151,936)',
+    subtitle:
+      'latency model + measured per-position acceptance of the default pair; hardware times assumed (see text)',
+    yLabel: 'projected speedup over ar',
+    groups: svgGroups,
+    series: svgSeries,
+    refLine: 1,
+    width: 760,
+  });
+  return { md: lines.join('\n'), svg };
+}
+
+export function writeReport(results: Results, out: string, docs: boolean): string {
+  const rows = results.rows;
+  const meta = results.meta;
+  const base = out.replace(/\.json$/, '');
+  const plots: { name: string; title: string; svg: string }[] = [];
+  const md: string[] = [];
+  const h = headlines(rows);
+  const shapings = [...new Set(rows.map((r) => r.shaping))];
+  md.push(
+    `Command: \`${meta.command}\` — ${meta.subset}. Grid: ${meta.gridDescription}.`,
+    '',
+    `Shaping: ${shapings.map((s) => `**${s}**`).join(' and ')}. Machine: ${meta.cpus}, Node ${meta.node}; ` +
+      `device and edge share one process and its 2 cores, other work ran concurrently, so figures are noisy ` +
+      `(per-run tokens/s over ${meta.prompts instanceof Array ? meta.prompts.length : '?'} prompt(s) × ${meta.maxNewTokens} tokens).`,
+    '',
+    `Target cost: rows marked _real CPU target_ run the default 1.8 ms target as is; rows marked _emulated_ pad every ` +
+      `target pass to a + b·tokens ms (**EMULATION** of a larger model on an edge GPU, not a real one). With the real ` +
+      `CPU target any round trip dominates and edge-only decoding (ar) wins per-request latency.`,
+    '',
+    '### Headline ratios',
+    '',
+    ...h.lines.map((l) => `- ${l}`),
+    '',
+  );
+
+  for (const target of ['cpu', 'emulated'] as const) {
+    for (const shaping of [SHAPING_SIMULATED, SHAPING_KERNEL]) {
+      const rs = rows.filter(
+        (r) =>
+          r.target === target &&
+          r.shaping === shaping &&
+          r.setting === 't1' &&
+          (r.part !== 'sweep' || r.gamma === 4 || r.mode === 'ar' || r.adaptive),
+      );
+      if (!rs.length) continue;
+      const profiles = [...new Set(rs.map((r) => r.profile))];
+      const methods = [...new Set(rs.map((r) => r.method))];
+      const label = `${targetLabel(rs[0])}, temperature 1, γ 4 (adaptive: γ ≤ 8), shaping: ${shaping}`;
+      md.push(
+        `### Speedup over ar — ${label}`,
+        '',
+        'Measured speedup (model prediction in parentheses).',
+        '',
+      );
+      md.push(
+        table(
+          ['method', ...profiles],
+          methods.map((m) => {
+            const mr = rs.find((r) => r.method === m)!;
+            return [
+              methodLabel(mr),
+              ...profiles.map((p) => {
+                const r = rs.find((x) => x.method === m && x.profile === p);
+                return r ? `${f(r.speedupVsAr, 2)} (${f(r.predictedSpeedup, 2)})` : '–';
+              }),
+            ];
+          }),
+        ),
+        '',
+      );
+      md.push(
+        `Tokens/s — ${label}`,
+        '',
+        table(
+          ['method', ...profiles],
+          methods.map((m) => [
+            methodLabel(rs.find((r) => r.method === m)!),
+            ...profiles.map((p) => {
+              const r = rs.find((x) => x.method === m && x.profile === p);
+              return r ? `${f(r.tokensPerSecond)} (${f(r.predictedTokensPerSecond)})` : '–';
+            }),
+          ]),
+        ),
+        '',
+      );
+      if (shaping === SHAPING_SIMULATED) {
+        plots.push({
+          name: `speedup-${target}`,
+          title: `Speedup over ar, ${target === 'cpu' ? 'real CPU target' : 'emulated target'}`,
+          svg: barChart({
+            title: `Speedup over edge-only ar — ${target === 'cpu' ? 'real CPU target' : `EMULATED target ${rs[0].targetMs?.a} ms + ${rs[0].targetMs?.b} ms/token`}`,
+            subtitle: `temperature 1, γ 4 (adaptive γ ≤ 8); shaping: ${shaping}`,
+            yLabel: 'tokens/s ÷ ar tokens/s',
+            groups: profiles,
+            series: methods
+              .filter((m) => m !== 'ar')
+              .map((m) => ({
+                name: m,
+                values: profiles.map(
+                  (p) => rs.find((x) => x.method === m && x.profile === p)?.speedupVsAr ?? NaN,
+                ),
+              })),
+            refLine: 1,
+          }),
+        });
+      }
+    }
+  }
+
+  // Wire figures per method (one representative profile per target).
+  md.push('### Bytes, messages and edge passes per token', '');
+  for (const target of ['cpu', 'emulated'] as const) {
+    const rs = rows.filter(
+      (r) =>
+        r.target === target &&
+        r.setting === 't1' &&
+        r.profile === 'rtt20-50M' &&
+        r.shaping === SHAPING_SIMULATED &&
+        (r.gamma === 4 || r.mode === 'ar' || r.adaptive),
+    );
+    if (!rs.length) continue;
+    md.push(
+      `rtt20-50M, temperature 1, ${targetLabel(rs[0])}, shaping: ${SHAPING_SIMULATED}. Bytes are application bytes as sent (frames + chunk headers).`,
+      '',
+      table(
+        [
+          'method',
+          'MAL',
+          'α',
+          'up B/round',
+          'down B/round',
+          'up B/token',
+          'down B/token',
+          'msgs/token',
+          'LLM passes/token',
+          'T_SLM ms',
+          'T_LLM ms',
+          'fallbacks',
+        ],
+        rs.map((r) => [
+          methodLabel(r),
+          f(r.meanAcceptanceLength, 2),
+          f(r.alpha, 2),
+          f(r.uplinkBytesPerRound, 0),
+          f(r.downlinkBytesPerRound, 0),
+          f(r.uplinkBytesPerToken, 0),
+          f(r.downlinkBytesPerToken, 0),
+          f(r.messagesPerToken, 2),
+          f(r.llmForwardPassesPerToken, 3),
+          f(r.tSlmMs, 2),
+          f(r.tLlmMs, 2),
+          r.fallbacks,
+        ]),
+      ),
+      '',
+    );
+    if (target === 'cpu') {
+      const ms = rs.filter((r) => r.mode !== 'ar');
+      plots.push({
+        name: 'bytes',
+        title: 'Bytes per generated token',
+        svg: barChart({
+          title: 'Bytes per generated token (rtt20-50M, temperature 1, γ 4)',
+          subtitle: `application bytes as sent; shaping: ${SHAPING_SIMULATED}`,
+          yLabel: 'bytes per token',
+          groups: ms.map((r) => r.method),
+          series: [
+            { name: 'uplink', values: ms.map((r) => r.uplinkBytesPerToken) },
+            { name: 'downlink', values: ms.map((r) => r.downlinkBytesPerToken) },
+          ],
+        }),
+      });
+    }
+  }
+
+  // γ sweeps and the adaptive check.
+  const sweep = rows.filter(
+    (r) => r.part === 'sweep' || r.method === 'dssd-auto' || r.adaptive || r.method === 'dsd-f32',
+  );
+  const sweepGroups = [
+    ...new Set(
+      sweep
+        .filter((r) => r.part === 'sweep')
+        .map((r) => [r.target, r.profile, r.setting, r.shaping].join('|')),
+    ),
+  ];
+  if (sweepGroups.length) {
+    md.push('### γ sweep', '', 'Tokens/s measured (model in parentheses).', '');
+    const body: string[][] = [];
+    for (const g of sweepGroups) {
+      const [target, profile, setting, shaping] = g.split('|');
+      const rs = rows.filter(
+        (r) => r.target === target && r.profile === profile && r.setting === setting && r.shaping === shaping,
+      );
+      for (const m of ['dssd-auto', 'dsd-f32']) {
+        const ms = rs.filter((r) => r.method === m);
+        if (!ms.length) continue;
+        const ad = rs.find((r) => r.adaptive);
+        body.push([
+          `${target === 'cpu' ? 'cpu' : 'emulated'} ${profile} ${setting}`,
+          m,
+          ...SWEEP_GAMMAS.map((gm) => {
+            const r = ms.find((x) => x.gamma === gm);
+            return r ? `${f(r.tokensPerSecond)} (${f(r.predictedTokensPerSecond)})` : '–';
+          }),
+          m === 'dssd-auto' && ad ? `${f(ad.tokensPerSecond)} (mean γ ${f(ad.meanGamma, 1)})` : '',
+          f(rs.find((r) => r.mode === 'ar')?.tokensPerSecond),
+        ]);
+      }
+      if (setting === 't1' && shaping === SHAPING_SIMULATED) {
+        const series: { name: string; values: number[]; dashed?: boolean; color?: number }[] = [];
+        let ci = 0;
+        for (const m of ['dssd-auto', 'dsd-f32']) {
+          const ms = rs.filter((r) => r.method === m);
+          if (!ms.length) continue;
+          series.push({
+            name: m,
+            values: SWEEP_GAMMAS.map((gm) => ms.find((x) => x.gamma === gm)?.tokensPerSecond ?? NaN),
+            color: ci,
+          });
+          series.push({
+            name: m,
+            values: SWEEP_GAMMAS.map((gm) => ms.find((x) => x.gamma === gm)?.predictedTokensPerSecond ?? NaN),
+            dashed: true,
+            color: ci,
+          });
+          ci++;
+        }
+        const ad = rs.find((r) => r.adaptive);
+        if (ad)
+          series.push({
+            name: `adaptive γ ≤ 8 (mean ${f(ad.meanGamma, 1)})`,
+            values: SWEEP_GAMMAS.map(() => ad.tokensPerSecond),
+            color: 4,
+          });
+        const ar = rs.find((r) => r.mode === 'ar');
+        if (ar) series.push({ name: 'ar', values: SWEEP_GAMMAS.map(() => ar.tokensPerSecond), color: 2 });
+        plots.push({
+          name: `gamma-${target}-${profile.replace(/[^a-z0-9-]/gi, '_')}`,
+          title: `γ sweep, ${target === 'cpu' ? 'real CPU target' : 'emulated target'}, ${profile}`,
+          svg: lineChart({
+            title: `Tokens/s vs γ — ${profile}, ${target === 'cpu' ? 'real CPU target' : `EMULATED target ${rs[0].targetMs?.a} + ${rs[0].targetMs?.b}/token ms`}`,
+            subtitle: `temperature 1; solid: measured, dashed: latency model; shaping: ${shaping}`,
+            yLabel: 'tokens/s',
+            xLabel: 'γ',
+            xs: SWEEP_GAMMAS,
+            series,
+          }),
+        });
+      }
+    }
+    md.push(
+      table(
+        ['target, profile, setting', 'method', ...SWEEP_GAMMAS.map((g) => `γ ${g}`), 'adaptive γ ≤ 8', 'ar'],
+        body,
+      ),
+      '',
+    );
+  }
+  if (h.adaptive.length) {
+    md.push(
+      '### Adaptive γ against the best fixed γ',
+      '',
+      table(
+        [
+          'target, profile, setting',
+          'best fixed γ',
+          'its tok/s',
+          'adaptive tok/s',
+          'adaptive / best',
+          'mean γ chosen',
+          'within 5%',
+        ],
+        h.adaptive.map((a) => [
+          `${a.best.target} ${a.best.profile} ${a.best.setting}${a.best.shaping === SHAPING_KERNEL ? ' (kernel)' : ''}`,
+          a.best.gamma,
+          f(a.best.tokensPerSecond),
+          f(a.adaptive.tokensPerSecond),
+          f(a.ratio, 3),
+          f(a.adaptive.meanGamma, 2),
+          a.ratio >= 0.95 ? 'yes' : 'NO',
+        ]),
+      ),
+      '',
+    );
+  }
+
+  const acc = acceptanceBySetting(rows);
+  if (acc.size) {
+    const g = Math.max(...[...acc.values()].map((a) => a.length));
+    md.push(
+      '### Acceptance per position (real default pair)',
+      '',
+      'P(the first k drafts are all accepted), pooled over exact-codec dssd rows with the real CPU target.',
+      '',
+      table(
+        ['setting', ...Array.from({ length: g }, (_, k) => `k=${k + 1}`)],
+        [...acc].map(([s, a]) => [SETTINGS[s].label, ...Array.from({ length: g }, (_, k) => f(a[k], 3))]),
+      ),
+      '',
+    );
+    plots.push({
+      name: 'acceptance',
+      title: 'Acceptance per position',
+      svg: lineChart({
+        title: 'Acceptance per position of the default pair',
+        subtitle: 'P(first k drafts accepted), pooled over exact-codec dssd rows',
+        yLabel: 'probability',
+        xLabel: 'position k',
+        xs: Array.from({ length: g }, (_, k) => k + 1),
+        series: [...acc].map(([s, a]) => ({
+          name: SETTINGS[s].label,
+          values: Array.from({ length: g }, (_, k) => a[k] ?? NaN),
+        })),
+      }),
+    });
+  }
+
+  const pj = projection(rows);
+  md.push('### Scale projection (PROJECTION, not measured)', '', pj.md, '');
+  if (pj.svg) plots.push({ name: 'projection', title: 'Projection', svg: pj.svg });
+
+  if (meta.kernelShaping) md.push(`Kernel shaping: ${meta.kernelShaping}`, '');
+
+  // Write files.
+  const plotFiles: { title: string; file: string }[] = [];
+  for (const p of plots) {
+    const file = `${base}-${p.name}.svg`;
+    fs.writeFileSync(file, p.svg + '\n');
+    plotFiles.push({ title: p.title, file });
+  }
+  const allRows = table(
+    [
+      'method',
+      'γ',
+      'profile',
+      'setting',
+      'target',
+      'shaping',
+      'tok/s',
+      'model',
+      '×ar',
+      'MAL',
+      'up B/tok',
+      'down B/tok',
+      'msgs/tok',
+      'passes/tok',
+    ],
+    rows.map((r) => [
+      methodLabel(r),
+      r.gamma,
+      r.profile,
+      r.setting,
+      r.target === 'cpu' ? 'cpu' : `EMULATED ${r.targetMs!.a}+${r.targetMs!.b}`,
+      r.shaping === SHAPING_KERNEL ? 'kernel' : 'simulated',
+      f(r.tokensPerSecond),
+      f(r.predictedTokensPerSecond),
+      f(r.speedupVsAr, 2),
+      f(r.meanAcceptanceLength, 2),
+      f(r.uplinkBytesPerToken, 0),
+      f(r.downlinkBytesPerToken, 0),
+      f(r.messagesPerToken, 2),
+      f(r.llmForwardPassesPerToken, 3),
+    ]),
+  );
+  const reportMd = [
+    `# dssd benchmark results`,
+    '',
+    ...md,
+    '### Plots',
+    '',
+    ...plotFiles.map((p) => `![${p.title}](${path.basename(p.file)})`),
+    '',
+    '### All rows',
+    '',
+    allRows,
+    '',
+  ].join('\n');
+  fs.writeFileSync(`${base}.md`, reportMd);
+  if (docs) writeDocs(md, plotFiles, meta);
+
+  const summary = [
+    `summary (${meta.subset}; shaping: ${shapings.join(' / ')})`,
+    ...h.lines.map((l) => `  ${l}`),
+    `  report: ${path.relative(process.cwd(), base)}.md, plots: ${plotFiles.length} SVG files, rows: ${rows.length}`,
+  ];
+  return summary.join('\n');
+}
+
+/** docs/benchmarks.md: the hand-written introduction above the generated section, plots copied next to it. */
+function writeDocs(
+  md: string[],
+  plots: { title: string; file: string }[],
+  meta: Record<string, unknown>,
+): void {
+  const docsDir = path.join(REPO_ROOT, 'docs');
+  const file = path.join(docsDir, 'benchmarks.md');
+  const marker = '<!-- generated by npm run bench -- --docs: everything below this line -->';
+  let intro = `# Benchmarks\n\n`;
+  if (fs.existsSync(file)) {
+    const cur = fs.readFileSync(file, 'utf8');
+    const i = cur.indexOf(marker);
+    intro = i >= 0 ? cur.slice(0, i) : cur + '\n';
+  }
+  const links: string[] = [];
+  for (const p of plots) {
+    const name = `benchmarks-${path.basename(p.file).replace(/^.*?-(?=(speedup|gamma|bytes|acceptance|projection))/, '')}`;
+    fs.copyFileSync(p.file, path.join(docsDir, name));
+    links.push(`![${p.title}](${name})`);
+  }
+  void meta;
+  fs.writeFileSync(file, [intro.trimEnd(), '', marker, '', ...md, '### Plots', '', ...links, ''].join('\n'));
+}

@@ -1,0 +1,262 @@
+/**
+ * One benchmark run: the real default models through the real protocol state machines (EdgeSession with the
+ * target, DeviceSession with the draft) in this process, joined by the transport shaper. Everything measured
+ * here comes from the sessions' own counters: device TurnStats (bytes and messages as sent, chunk headers
+ * included), the edge's per-pass timings, and SpecStats for acceptance.
+ */
+import { SpecStats, type SamplingParams } from '@dssd/kernel';
+import type { LanguageModel, ModelSession } from '@dssd/models';
+import {
+  DeviceSession,
+  EdgeSession,
+  FrameTransport,
+  type DownlinkCodec,
+  type ModelIdentity,
+  type Mode,
+  type RawChannel,
+  type TurnStats,
+} from '@dssd/protocol';
+import { shapedChannelPair, type LinkProfile } from './shaper.js';
+
+export type SettingName = 'greedy' | 't1' | 'topk10';
+
+export const SETTINGS: Record<SettingName, { label: string; sampling: SamplingParams }> = {
+  greedy: { label: 'greedy', sampling: { temperature: 0, topK: 0, topP: 1 } },
+  t1: { label: 'temperature 1', sampling: { temperature: 1, topK: 0, topP: 1 } },
+  topk10: { label: 'top-k 10, temperature 1', sampling: { temperature: 1, topK: 10, topP: 1 } },
+};
+
+/** A method as the tables name it: ar, dsd-f32, dsd-f16, dssd-<codec>, dssd-auto+adaptive. */
+export interface MethodSpec {
+  id: string;
+  mode: Mode;
+  codec?: DownlinkCodec;
+  dsdPrecision?: 'f32' | 'f16';
+  adaptive?: boolean;
+}
+
+export const METHODS: Record<string, MethodSpec> = {
+  ar: { id: 'ar', mode: 'ar' },
+  'dsd-f32': { id: 'dsd-f32', mode: 'dsd', dsdPrecision: 'f32' },
+  'dsd-f16': { id: 'dsd-f16', mode: 'dsd', dsdPrecision: 'f16' },
+  'dssd-f32': { id: 'dssd-f32', mode: 'dssd', codec: 'f32' },
+  'dssd-f16': { id: 'dssd-f16', mode: 'dssd', codec: 'f16' },
+  'dssd-sparse': { id: 'dssd-sparse', mode: 'dssd', codec: 'sparse' },
+  'dssd-topk': { id: 'dssd-topk', mode: 'dssd', codec: 'topk' },
+  'dssd-candidates': { id: 'dssd-candidates', mode: 'dssd', codec: 'candidates' },
+  'dssd-auto': { id: 'dssd-auto', mode: 'dssd', codec: 'auto' },
+  'dssd-adaptive': { id: 'dssd-adaptive', mode: 'dssd', codec: 'auto', adaptive: true },
+};
+
+export interface Models {
+  target: LanguageModel;
+  draft: LanguageModel;
+}
+
+/** How a run's device and edge channels are made (the transport shaper by default). */
+export type ChannelFactory = (
+  profile: LinkProfile,
+  seed: number,
+) => Promise<{ device: RawChannel; edge: RawChannel; close?: () => void }>;
+
+export const simulatedChannels: ChannelFactory = async (profile, seed) => {
+  const p = shapedChannelPair(profile, seed);
+  return { device: p.device, edge: p.edge };
+};
+
+export interface RunSpec {
+  method: MethodSpec;
+  /** Draft length (the upper bound with adaptive γ; ignored for ar). */
+  gamma: number;
+  profile: LinkProfile;
+  setting: SettingName;
+  /** Emulated target cost: each forward padded to a + b·tokens ms (null: the real CPU target). */
+  targetMs: { a: number; b: number } | null;
+  prompts: number[][];
+  maxNewTokens: number;
+  seed: number;
+}
+
+/** Raw totals of one run, summed over its prompts. */
+export interface Measurement {
+  generatedTokens: number;
+  wallMs: number;
+  rounds: number;
+  llmForwardPasses: number;
+  uplinkBytes: number;
+  downlinkBytes: number;
+  messagesUp: number;
+  messagesDown: number;
+  draftMs: number;
+  draftedTokens: number;
+  /** Edge target passes: median ms (verify pass, or one AR step) including any emulation padding. */
+  edgePassMedianMs: number;
+  /** Median tokens fed per edge pass (γ+1 in steady state). */
+  edgePassTokens: number;
+  /** Rounds that ended in a rejection (P_j or a resampled token downlink). */
+  rejectRounds: number;
+  fallbacks: number;
+  spec: ReturnType<SpecStats['toJSON']>;
+  gammas: number[];
+  /** Per-prompt tokens/s, to show the spread. */
+  perPromptTps: number[];
+}
+
+export function identityOf(m: LanguageModel): ModelIdentity {
+  const c = m.config;
+  return {
+    tokenizerHash: m.tokenizerHash,
+    vocabSize: c.vocabSize,
+    maxContext: c.maxContext,
+    eosTokenId: c.eosTokenId,
+    name: c.name,
+  };
+}
+
+function median(xs: number[]): number {
+  if (!xs.length) return 0;
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+/** One prompt through one fresh session pair. */
+async function runPrompt(
+  models: Models,
+  spec: RunSpec,
+  prompt: number[],
+  seed: number,
+  channels: ChannelFactory,
+): Promise<{ stats: TurnStats; passMs: number[]; passTokens: number[] }> {
+  const ch = await channels(spec.profile, seed);
+  const deviceT = new FrameTransport(ch.device);
+  const edgeT = new FrameTransport(ch.edge);
+  let target: ModelSession | null = null;
+  const passMs: number[] = [];
+  const edge = new EdgeSession({
+    sessionId: 1,
+    model: identityOf(models.target),
+    createTarget: () => (target = models.target.createSession()),
+    secretSeed: seed,
+    ...(spec.targetMs ? { targetDelayMs: spec.targetMs } : {}),
+    send: (f) => edgeT.send(f),
+    onVerify: (ms) => passMs.push(ms),
+  });
+  edgeT.onFrame((f) => void edge.handle(f));
+  const m = spec.method;
+  const drafter = m.mode === 'ar' ? undefined : models.draft.createSession();
+  const sampling = SETTINGS[spec.setting].sampling;
+  let device: DeviceSession | null = null;
+  try {
+    device = await DeviceSession.open({
+      transport: deviceT,
+      model: identityOf(models.draft),
+      drafter,
+      settings: {
+        mode: m.mode,
+        gamma: m.mode === 'ar' ? 0 : spec.gamma,
+        codec: m.codec ?? 'auto',
+        dsdPrecision: m.dsdPrecision ?? 'f32',
+        sampling,
+        seed,
+      },
+      adaptiveGamma: m.adaptive ?? false,
+      timeoutMs: 60_000,
+    });
+    const r = await device.generate(prompt, { maxNewTokens: spec.maxNewTokens });
+    await edge.idle();
+    const { forwardPasses, tokensScored } = edge.metrics;
+    return { stats: r.stats, passMs, passTokens: forwardPasses ? [tokensScored / forwardPasses] : [] };
+  } finally {
+    device?.close();
+    edge.close();
+    deviceT.close();
+    ch.close?.();
+    drafter?.dispose();
+    (target as ModelSession | null)?.dispose();
+  }
+}
+
+/** Runs every prompt of the spec (each with its own session and seed) and sums the figures. */
+export async function runSpec(
+  models: Models,
+  spec: RunSpec,
+  channels: ChannelFactory = simulatedChannels,
+): Promise<Measurement> {
+  const spec0 = new SpecStats();
+  const out: Measurement = {
+    generatedTokens: 0,
+    wallMs: 0,
+    rounds: 0,
+    llmForwardPasses: 0,
+    uplinkBytes: 0,
+    downlinkBytes: 0,
+    messagesUp: 0,
+    messagesDown: 0,
+    draftMs: 0,
+    draftedTokens: 0,
+    edgePassMedianMs: 0,
+    edgePassTokens: 0,
+    rejectRounds: 0,
+    fallbacks: 0,
+    spec: spec0.toJSON(),
+    gammas: [],
+    perPromptTps: [],
+  };
+  const allPass: number[] = [];
+  const passTok: number[] = [];
+  for (let i = 0; i < spec.prompts.length; i++) {
+    const {
+      stats: s,
+      passMs,
+      passTokens,
+    } = await runPrompt(models, spec, spec.prompts[i], spec.seed + i, channels);
+    out.generatedTokens += s.generatedTokens;
+    out.wallMs += s.wallMs;
+    out.rounds += s.rounds;
+    out.llmForwardPasses += s.llmForwardPasses;
+    out.uplinkBytes += s.uplinkBytes;
+    out.downlinkBytes += s.downlinkBytes;
+    out.messagesUp += s.messagesUp;
+    out.messagesDown += s.messagesDown;
+    out.draftMs += s.draftMs;
+    out.draftedTokens += s.draftedTokens;
+    out.rejectRounds += s.resampledTokens;
+    out.fallbacks += s.fallbacks;
+    out.gammas.push(...s.gammas);
+    out.perPromptTps.push(s.tokensPerSecond);
+    // Skip each session's first pass: it also prefills the prompt.
+    allPass.push(...passMs.slice(1));
+    passTok.push(...passTokens);
+    spec0.merge({
+      rounds: s.rounds,
+      drafts: s.drafts,
+      draftedTokens: s.draftedTokens,
+      acceptedTokens: s.acceptedTokens,
+      bonusTokens: s.bonusTokens,
+      resampledTokens: s.resampledTokens,
+      fallbacks: s.fallbacks,
+      fullRequests: 0,
+      // TurnStats carries rates per position; rebuild counts from them (exact up to rounding).
+      draftedAtPosition: positionsDrafted(s.gammas),
+      acceptedAtPosition: positionsDrafted(s.gammas).map((d, k) =>
+        Math.round(d * (s.acceptancePerPosition[k] ?? 0)),
+      ),
+      meanAcceptanceLength: 0,
+      acceptanceRate: 0,
+      acceptancePerPosition: [],
+    });
+  }
+  out.edgePassMedianMs = median(allPass);
+  out.edgePassTokens = median(passTok);
+  out.spec = spec0.toJSON();
+  return out;
+}
+
+/** draftedAtPosition from the γ of each round (rounds that drafted at least k+1 tokens). */
+function positionsDrafted(gammas: number[]): number[] {
+  const max = Math.max(0, ...gammas);
+  const out = new Array<number>(max).fill(0);
+  for (const g of gammas) for (let k = 0; k < g; k++) out[k]++;
+  return out;
+}

@@ -1,0 +1,292 @@
+/**
+ * Load test: starts its own edge (a child process, so its memory is measured alone), then N concurrent Node
+ * devices over real WebRTC, each with its own prompt, greedy DSSD; each answer is checked against that
+ * prompt's own `ar` reference (edge-only decoding), taken first, one device at a time. Reports rounds/s,
+ * p50/p99 round latency (uplink sent → verdict received, measured on the device) and the edge's peak RSS.
+ */
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { createRequire } from 'node:module';
+import WebSocket from 'ws';
+import { loadNodeModel } from '@dssd/models/node';
+import type { LanguageModel } from '@dssd/models';
+import {
+  DeviceSession,
+  FrameTransport,
+  connectEdge,
+  type DeviceOptions,
+  type RawChannel,
+} from '@dssd/protocol';
+import { DEFAULT_DRAFT_DIR, REPO_ROOT } from './server.js';
+
+const require = createRequire(import.meta.url);
+
+export interface LoadReport {
+  devices: number;
+  errors: number;
+  crossTalk: number;
+  roundsPerSecond: number;
+  p50Ms: number;
+  p99Ms: number;
+  peakRssMb: number;
+  /** Answers that differ from their reference only after a near-tie of the target (|top1 − top2| < 1e-3). */
+  nearTies: number;
+  rounds: number;
+  tokens: number;
+  wallS: number;
+  errorMessages: string[];
+}
+
+const BASE_PROMPTS = [
+  'The jury said',
+  'In the morning the',
+  'It was a',
+  'He said that the',
+  'The new law',
+  'Mrs. Kennedy',
+  'After the war,',
+  'The church',
+  'We must',
+  'She looked at',
+  'The United States',
+  'There is no',
+  'Two men',
+  'The city council voted',
+  'I think',
+  'The first thing',
+  'Music',
+  'When he came home',
+  'The results of the study',
+  'On Sunday',
+];
+
+export function loadPrompts(n: number): string[] {
+  return Array.from({ length: n }, (_, i) =>
+    i < BASE_PROMPTS.length ? BASE_PROMPTS[i] : `${BASE_PROMPTS[i % BASE_PROMPTS.length]} ${i}`,
+  );
+}
+
+/** Times each uplink message to the next downlink one: a round's latency as the device sees it. */
+class TimedChannel implements RawChannel {
+  readonly latencies: number[] = [];
+  private pending: number | null = null;
+  constructor(private readonly inner: RawChannel) {}
+  send(m: Uint8Array): void {
+    this.pending ??= performance.now();
+    this.inner.send(m);
+  }
+  bufferedAmount(): number {
+    return this.inner.bufferedAmount();
+  }
+  maxMessageSize(): number | undefined {
+    return this.inner.maxMessageSize();
+  }
+  onMessage(cb: (m: Uint8Array) => void): void {
+    this.inner.onMessage((m) => {
+      if (this.pending !== null) {
+        this.latencies.push(performance.now() - this.pending);
+        this.pending = null;
+      }
+      cb(m);
+    });
+  }
+  onClose(cb: (err?: Error) => void): void {
+    this.inner.onClose(cb);
+  }
+  close(): void {
+    this.inner.close();
+  }
+}
+
+async function openDevice(url: string, draft: LanguageModel, settings: DeviceOptions['settings']) {
+  const { channel } = await connectEdge({
+    url,
+    WebSocket: WebSocket as never,
+    wrtc: require('@roamhq/wrtc'),
+    timeoutMs: 30_000,
+  });
+  const timed = new TimedChannel(channel);
+  const c = draft.config;
+  const drafter = settings.mode === 'ar' ? undefined : draft.createSession();
+  const session = await DeviceSession.open({
+    transport: new FrameTransport(timed),
+    model: {
+      tokenizerHash: draft.tokenizerHash,
+      vocabSize: c.vocabSize,
+      maxContext: c.maxContext,
+      eosTokenId: c.eosTokenId,
+    },
+    drafter,
+    settings,
+    timeoutMs: 60_000,
+  });
+  return {
+    session,
+    timed,
+    close: () => {
+      session.close();
+      drafter?.dispose();
+    },
+  };
+}
+
+/** Starts `dssd serve` in a child process on a free port; resolves with its URL and pid. */
+async function startEdgeProcess(devices: number): Promise<{ url: string; pid: number; stop: () => void }> {
+  const bin = path.join(REPO_ROOT, 'edge-node/bin/dssd.js');
+  const child = spawn(
+    process.execPath,
+    [bin, 'serve', '--port', '0', '--log-level', 'warn', '--max-sessions', String(devices + 8)],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
+  const url = await new Promise<string>((resolve, reject) => {
+    let out = '';
+    const timer = setTimeout(() => reject(new Error('the edge did not start in 60 s')), 60_000);
+    child.stdout.on('data', (d: Buffer) => {
+      out += d.toString();
+      const m = /Open (\S+) in a browser/.exec(out);
+      if (m) {
+        clearTimeout(timer);
+        resolve(m[1]);
+      }
+    });
+    child.on('exit', (code) => reject(new Error(`the edge exited with ${code}`)));
+  });
+  return { url, pid: child.pid!, stop: () => child.kill('SIGTERM') };
+}
+
+/** Peak resident memory of a process (Linux VmHWM), in MiB; NaN elsewhere. */
+function peakRssMb(pid: number): number {
+  try {
+    const s = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+    const m = /VmHWM:\s+(\d+) kB/.exec(s);
+    return m ? Number(m[1]) / 1024 : NaN;
+  } catch {
+    return NaN;
+  }
+}
+
+function quantile(xs: number[], q: number): number {
+  if (xs.length === 0) return NaN;
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor(q * s.length))];
+}
+
+export async function runLoad(o: {
+  devices: number;
+  maxNewTokens?: number;
+  gamma?: number;
+  log?: (line: string) => void;
+}): Promise<LoadReport> {
+  const log = o.log ?? (() => undefined);
+  const n = o.devices;
+  const maxNewTokens = o.maxNewTokens ?? 32;
+  const greedy = { temperature: 0, topK: 0, topP: 1 };
+  const draft = await loadNodeModel(DEFAULT_DRAFT_DIR);
+  const edge = await startEdgeProcess(n);
+  log(`edge at ${edge.url} (pid ${edge.pid}); ${n} devices, ${maxNewTokens} tokens each`);
+  const report: LoadReport = {
+    devices: n,
+    errors: 0,
+    crossTalk: 0,
+    roundsPerSecond: 0,
+    p50Ms: NaN,
+    p99Ms: NaN,
+    peakRssMb: NaN,
+    nearTies: 0,
+    rounds: 0,
+    tokens: 0,
+    wallS: 0,
+    errorMessages: [],
+  };
+  try {
+    const prompts = loadPrompts(n).map((p) => draft.tokenizer.encode(p));
+    // References: each prompt's own ar answer, one device at a time.
+    const refs: number[][] = [];
+    for (const p of prompts) {
+      const d = await openDevice(edge.url, draft, { mode: 'ar', sampling: greedy });
+      refs.push((await d.session.generate(p, { maxNewTokens })).tokens);
+      d.close();
+    }
+    log(`ar references done`);
+    // Connect a few at a time (ICE on two cores is the bottleneck); generate all at once.
+    const devs: Awaited<ReturnType<typeof openDevice>>[] = [];
+    const settings: DeviceOptions['settings'] = {
+      mode: 'dssd',
+      codec: 'auto',
+      gamma: o.gamma ?? 4,
+      sampling: greedy,
+    };
+    for (let i = 0; i < n; i += 8) {
+      devs.push(
+        ...(await Promise.all(prompts.slice(i, i + 8).map(() => openDevice(edge.url, draft, settings)))),
+      );
+    }
+    log(`${n} devices connected`);
+    const t0 = performance.now();
+    const results = await Promise.allSettled(
+      devs.map((d, i) => d.session.generate(prompts[i], { maxNewTokens })),
+    );
+    report.wallS = (performance.now() - t0) / 1000;
+    const lat: number[] = [];
+    results.forEach((r, i) => {
+      if (r.status === 'rejected') {
+        report.errors++;
+        report.errorMessages.push(`device ${i}: ${(r.reason as Error).message}`);
+        return;
+      }
+      report.rounds += r.value.stats.rounds;
+      report.tokens += r.value.tokens.length;
+      lat.push(...devs[i].timed.latencies.slice(2)); // after the hello and the first turn's setup
+      const got = r.value.tokens;
+      const ref = refs[i];
+      if (got.length === ref.length && got.every((t, k) => t === ref[k])) return;
+      const other = refs.findIndex(
+        (x, k) => k !== i && x.length === got.length && x.every((t, m) => t === got[m]),
+      );
+      if (other >= 0) {
+        report.crossTalk++;
+        report.errorMessages.push(`device ${i} received device ${other}'s answer`);
+      } else {
+        report.errors++;
+        report.errorMessages.push(`device ${i}: answer differs from its ar reference`);
+      }
+    });
+    // A mismatch may be a near-tie of the target flipped by rounding (multi-token vs one-token passes).
+    for (const msg of [...report.errorMessages]) {
+      const m = /^device (\d+): answer differs/.exec(msg);
+      if (!m) continue;
+      const i = Number(m[1]);
+      const r = results[i] as PromiseFulfilledResult<{ tokens: number[] }>;
+      const k = r.value.tokens.findIndex((t, j) => t !== refs[i][j]);
+      if (k >= 0 && (await tieMargin(edge.url, prompts[i].concat(refs[i].slice(0, k)))) < 1e-3) {
+        report.errors--;
+        report.nearTies++;
+      }
+    }
+    report.roundsPerSecond = report.rounds / report.wallS;
+    report.p50Ms = quantile(lat, 0.5);
+    report.p99Ms = quantile(lat, 0.99);
+    report.peakRssMb = peakRssMb(edge.pid);
+    for (const d of devs) d.close();
+  } finally {
+    edge.stop();
+  }
+  return report;
+}
+
+/** |P(top1) − P(top2)| of the target at `prefix`, from the edge's /score endpoint. */
+async function tieMargin(url: string, prefix: number[]): Promise<number> {
+  const res = await fetch(new URL('/score', url), {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({
+      prompt: prefix,
+      continuations: [],
+      sampling: { temperature: 1, topK: 0, topP: 1 },
+    }),
+  });
+  const body = (await res.json()) as { first: number[] };
+  const s = [...body.first].sort((a, b) => b - a);
+  return s[0] - s[1];
+}

@@ -1,0 +1,148 @@
+// The page's pure parts: settings from the URL query, the statistics panel's numbers, the postMessage parsers.
+import test from 'node:test';
+import assert from 'node:assert/strict';
+import { chunkedSize, dsdDraftFrameSize, draftFrameSize } from '@dssd/codec';
+import type { TurnStats } from '@dssd/protocol';
+import {
+  DEFAULT_UI_SETTINGS,
+  SettingsError,
+  settingsFromQuery,
+  settingsToQuery,
+  toSessionSettings,
+} from '../src/settings.js';
+import { displayStats, statRows } from '../src/stats.js';
+import { parseEmbedMessage, parseHostMessage } from '../src/messages.js';
+
+test('settings: the issue’s example query, round trip, and errors', () => {
+  const s = settingsFromQuery(
+    '?temperature=0&gamma=4&maxTokens=64&topK=10&topP=1&seed=1&mode=dssd&codec=candidates',
+  );
+  assert.deepEqual(s, {
+    mode: 'dssd',
+    codec: 'candidates',
+    gamma: 4,
+    temperature: 0,
+    topK: 10,
+    topP: 1,
+    seed: 1,
+    maxTokens: 64,
+  });
+  assert.deepEqual(settingsFromQuery('?' + settingsToQuery(s)), s);
+  assert.equal(settingsToQuery(DEFAULT_UI_SETTINGS), '');
+  assert.deepEqual(settingsFromQuery('?unknown=3'), DEFAULT_UI_SETTINGS);
+  assert.deepEqual(toSessionSettings(s), {
+    mode: 'dssd',
+    codec: 'candidates',
+    gamma: 4,
+    sampling: { temperature: 0, topK: 10, topP: 1 },
+    draftSampling: { temperature: 0, topK: 10, topP: 1 },
+    seed: 1,
+  });
+  assert.equal(toSessionSettings({ ...s, mode: 'ar' }).gamma, 0);
+  assert.equal(toSessionSettings({ ...s, seed: null }).seed, undefined);
+  for (const [q, re] of [
+    ['?gamma=0', /gamma must be an integer in \[1, 32\]/],
+    ['?gamma=2.5', /gamma/],
+    ['?temperature=hot', /temperature must be a number/],
+    ['?mode=fast', /mode must be one of ar, dsd, dssd/],
+    ['?codec=zip', /codec must be one of/],
+    ['?topP=0', /topP|top-p|topP/i],
+    ['?maxTokens=', /maxTokens/],
+  ] as const) {
+    assert.throws(
+      () => settingsFromQuery(q),
+      (e: unknown) => e instanceof SettingsError && re.test(e.message),
+      q,
+    );
+  }
+});
+
+function turnStats(over: Partial<TurnStats>): TurnStats {
+  return {
+    rounds: 0,
+    drafts: 0,
+    draftedTokens: 0,
+    acceptedTokens: 0,
+    acceptancePerPosition: [],
+    meanAcceptanceLength: 0,
+    bonusTokens: 0,
+    resampledTokens: 0,
+    fallbacks: 0,
+    llmForwardPasses: 0,
+    uplinkBytes: 0,
+    downlinkBytes: 0,
+    messagesUp: 0,
+    messagesDown: 0,
+    generatedTokens: 0,
+    wallMs: 0,
+    tokensPerSecond: 0,
+    draftMs: 0,
+    waitMs: 0,
+    kernelMs: 0,
+    gammas: [],
+    recoveries: 0,
+    unverifiedTokens: 0,
+    ...over,
+  } as TurnStats;
+}
+
+test('statistics: per-token bytes and the DSD comparison', () => {
+  const V = 4096;
+  const t = turnStats({
+    rounds: 3,
+    draftedTokens: 10,
+    acceptedTokens: 6,
+    acceptancePerPosition: [1, 0.5, 0.5, 0],
+    meanAcceptanceLength: 3,
+    uplinkBytes: 200,
+    downlinkBytes: 300,
+    generatedTokens: 9,
+    tokensPerSecond: 120,
+    gammas: [4, 4, 2],
+  });
+  const d = displayStats('dssd', t, V);
+  assert.equal(d.acceptanceRate, 0.6);
+  assert.equal(d.uplinkBytesPerToken, 200 / 9);
+  assert.equal(d.downlinkBytesPerToken, 300 / 9);
+  const dsd = 2 * chunkedSize(dsdDraftFrameSize(4, V)) + chunkedSize(dsdDraftFrameSize(2, V));
+  assert.equal(d.dsdUplinkBytesPerToken, dsd / 9);
+  assert.equal(
+    d.draftUplinkBytesPerToken,
+    (2 * chunkedSize(draftFrameSize(4, V)) + chunkedSize(draftFrameSize(2, V))) / 9,
+  );
+  assert.ok(d.dsdUplinkBytesPerToken > 100 * d.draftUplinkBytesPerToken);
+  const keys = statRows(d).map(([k]) => k);
+  assert.deepEqual(keys, ['tokens', 'tps', 'mal', 'acceptance', 'perpos', 'up', 'down', 'dsdup']);
+  assert.equal(statRows(d).find(([k]) => k === 'perpos')![2], '1.00 0.50 0.50 0.00');
+  // ar: no drafts, no acceptance rows, no division by zero.
+  const ar = displayStats('ar', turnStats({ generatedTokens: 0, uplinkBytes: 50 }), V);
+  assert.equal(ar.acceptanceRate, 0);
+  assert.equal(ar.uplinkBytesPerToken, 50);
+  assert.deepEqual(
+    statRows(ar).map(([k]) => k),
+    ['tokens', 'tps', 'up', 'down'],
+  );
+});
+
+test('postMessage parsers accept only the vocabulary', () => {
+  assert.deepEqual(parseHostMessage({ type: 'dssd:init', token: 'abc' }), {
+    type: 'dssd:init',
+    token: 'abc',
+  });
+  assert.deepEqual(parseHostMessage({ type: 'dssd:init' }), { type: 'dssd:init' });
+  assert.deepEqual(parseHostMessage({ type: 'dssd:ask', prompt: 'hi' }), { type: 'dssd:ask', prompt: 'hi' });
+  assert.deepEqual(parseHostMessage({ type: 'dssd:stop', extra: 1 }), { type: 'dssd:stop' });
+  for (const bad of [
+    null,
+    'dssd:stop',
+    [],
+    { type: 'dssd:ask' },
+    { type: 'dssd:init', token: 5 },
+    { type: 'x' },
+  ])
+    assert.equal(parseHostMessage(bad), null);
+  assert.equal(parseHostMessage({ type: 'dssd:ask', prompt: 'x'.repeat(100_001) }), null);
+  assert.deepEqual(parseEmbedMessage({ type: 'dssd:ready' }), { type: 'dssd:ready' });
+  assert.equal(parseEmbedMessage({ type: 'dssd:ask', prompt: 'x' }), null);
+  assert.equal(parseEmbedMessage(42), null);
+});

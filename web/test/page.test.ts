@@ -2,7 +2,7 @@
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import { chunkedSize, dsdDraftFrameSize, draftFrameSize } from '@dssd/codec';
-import type { TurnStats } from '@dssd/protocol';
+import { emptyTurnStats, type TurnStats } from '@dssd/protocol';
 import {
   DEFAULT_UI_SETTINGS,
   SettingsError,
@@ -58,32 +58,7 @@ test('settings: the issue’s example query, round trip, and errors', () => {
 });
 
 function turnStats(over: Partial<TurnStats>): TurnStats {
-  return {
-    rounds: 0,
-    drafts: 0,
-    draftedTokens: 0,
-    acceptedTokens: 0,
-    acceptancePerPosition: [],
-    meanAcceptanceLength: 0,
-    bonusTokens: 0,
-    resampledTokens: 0,
-    fallbacks: 0,
-    llmForwardPasses: 0,
-    uplinkBytes: 0,
-    downlinkBytes: 0,
-    messagesUp: 0,
-    messagesDown: 0,
-    generatedTokens: 0,
-    wallMs: 0,
-    tokensPerSecond: 0,
-    draftMs: 0,
-    waitMs: 0,
-    kernelMs: 0,
-    gammas: [],
-    recoveries: 0,
-    unverifiedTokens: 0,
-    ...over,
-  } as TurnStats;
+  return { ...emptyTurnStats(), ...over };
 }
 
 test('statistics: per-token bytes and the DSD comparison', () => {

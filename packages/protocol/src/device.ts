@@ -463,6 +463,35 @@ export class DeviceSession {
   }
 }
 
+/** A TurnStats with every counter at zero. */
+export function emptyTurnStats(): TurnStats {
+  return {
+    rounds: 0,
+    drafts: 0,
+    draftedTokens: 0,
+    acceptedTokens: 0,
+    acceptancePerPosition: [],
+    meanAcceptanceLength: 0,
+    bonusTokens: 0,
+    resampledTokens: 0,
+    fallbacks: 0,
+    llmForwardPasses: 0,
+    uplinkBytes: 0,
+    downlinkBytes: 0,
+    messagesUp: 0,
+    messagesDown: 0,
+    generatedTokens: 0,
+    wallMs: 0,
+    tokensPerSecond: 0,
+    draftMs: 0,
+    waitMs: 0,
+    kernelMs: 0,
+    gammas: [],
+    recoveries: 0,
+    unverifiedTokens: 0,
+  };
+}
+
 /** One turn's state machine. */
 class TurnRun {
   private readonly s: DeviceSession;
@@ -486,31 +515,7 @@ class TurnRun {
     this.i = s._internal;
     const c = s.counters;
     this.c0 = { up: c.bytesSent, down: c.bytesReceived, mu: c.chunksSent, md: c.chunksReceived };
-    this.t = {
-      rounds: 0,
-      drafts: 0,
-      draftedTokens: 0,
-      acceptedTokens: 0,
-      acceptancePerPosition: [],
-      meanAcceptanceLength: 0,
-      bonusTokens: 0,
-      resampledTokens: 0,
-      fallbacks: 0,
-      llmForwardPasses: 0,
-      uplinkBytes: 0,
-      downlinkBytes: 0,
-      messagesUp: 0,
-      messagesDown: 0,
-      generatedTokens: 0,
-      wallMs: 0,
-      tokensPerSecond: 0,
-      draftMs: 0,
-      waitMs: 0,
-      kernelMs: 0,
-      gammas: [],
-      recoveries: 0,
-      unverifiedTokens: 0,
-    };
+    this.t = emptyTurnStats();
   }
 
   async run(): Promise<TurnResult> {

@@ -31,7 +31,7 @@ export type {
 } from './edge.js';
 export { FaultyChannel, FAULT_KINDS } from './faults.js';
 export type { FaultKind, FaultPlan } from './faults.js';
-export { DeviceSession, completeSettings } from './device.js';
+export { DeviceSession, completeSettings, emptyTurnStats } from './device.js';
 export type {
   DeviceOptions,
   GenerateOptions,

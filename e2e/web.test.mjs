@@ -291,6 +291,54 @@ test(
 );
 
 test(
+  'chat page: the data channel dropping mid-answer reconnects and resumes; the greedy answer is unchanged',
+  { skip, timeout: 120_000 },
+  async () => {
+    const { EdgeNode, Logger } = await import('@dssd/edge-node');
+    // A slower (emulated) target so the answer is still streaming when the channel is cut.
+    const slow = await EdgeNode.start({
+      port: 0,
+      log: new Logger('silent'),
+      model: edge.model,
+      targetDelayMs: { a: 20, b: 0 },
+    });
+    const { page, errors } = await openPage(
+      slow.url +
+        query({
+          temperature: 0,
+          gamma: 4,
+          maxTokens: GREEDY_TOKENS,
+          topK: 0,
+          topP: 1,
+          mode: 'dssd',
+          codec: 'auto',
+        }),
+    );
+    try {
+      await waitConnected(page);
+      await page.getByRole('textbox', { name: 'Prompt' }).fill(PROMPT);
+      await page.getByRole('button', { name: 'Send', exact: true }).click();
+      await page.locator('.answer[aria-busy="true"] .tok').nth(8).waitFor({ timeout: 30_000 });
+      // The network goes away under the session: the edge's side of the data channel closes.
+      const live = [...slow.sessions.values()];
+      assert.equal(live.length, 1);
+      live[0].transport.close();
+      const answer = page.getByLabel('Answer', { exact: true }).last();
+      await answer.and(page.locator('[aria-busy="false"]')).waitFor({ state: 'attached', timeout: 60_000 });
+      assert.equal(await answer.getAttribute('data-done'), 'maxTokens');
+      assert.equal(await answer.textContent(), reference.text, 'no token lost or duplicated');
+      assert.equal(await page.getByRole('alert').isVisible(), false);
+      const m = await fetch(slow.url + '/metrics').then((r) => r.text());
+      assert.match(m, /^dssd_sessions_total 2$/m, 'a second peer connection resumed the session');
+      assert.deepEqual(errors, []);
+    } finally {
+      await page.close();
+      await slow.close();
+    }
+  },
+);
+
+test(
   'chat page: Stop ends an answer; the edge going away mid-answer gives a clear message, no stuck UI',
   { skip, timeout: 120_000 },
   async () => {

@@ -9,9 +9,17 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadNodeModel } from '@dssd/models/node';
 import { DEFAULT_DRAFT_DIR, DEFAULT_TARGET_DIR, REPO_ROOT } from '@dssd/edge-node';
-import { EMULATED_7B, GRIDS, PROFILES, PROMPTS, type Grid, type GridCell } from './grid.js';
+import { EMULATED_7B, GRIDS, KERNEL_CELLS, PROFILES, PROMPTS, type Grid, type GridCell } from './grid.js';
 import { METHODS, SETTINGS, runSpec, identityOf, type Models, type SettingName } from './run.js';
-import { fillSpeedups, makeRow, rowKey, SHAPING_SIMULATED, type Row } from './rows.js';
+import { fillSpeedups, makeRow, rowKey, SHAPING_KERNEL, SHAPING_SIMULATED, type Row } from './rows.js';
+import {
+  DEVICE_PORTS,
+  KernelNamespace,
+  KernelRunner,
+  KernelShapingError,
+  BURST_BYTES,
+  LO_MTU,
+} from './kernel.js';
 import { writeReport } from './report.js';
 
 const HELP = `npm run bench -- [options]
@@ -26,10 +34,15 @@ const HELP = `npm run bench -- [options]
   --settings LIST       only these settings (greedy, t1, topk10)
   --tokens N            new tokens per prompt (grid default)
   --prompts N           prompts per run (grid default)
-  --out FILE            results JSON (default bench/results/<date>[-quick].json); an existing file resumes
+  --out FILE            results JSON (default bench/results/<date>[-quick][-kernel].json); an existing file
+                        resumes
   --fresh               ignore rows already in the results file
   --report-only         rebuild the report and plots from the results file without running
   --docs                also write docs/benchmarks.md and its plots from this run
+  --kernel              only the kernel-shaped subset (ar, dsd-f32, dssd-auto, dssd-candidates at γ 4 on
+                        rtt20-10M and rtt20-50M, temperature 1) over real WebRTC with kernel rate shaping in a
+                        private network namespace (needs root, ip and tc), plus the same cells simulated
+  --no-kernel           skip the kernel-shaped rows of the default grid
 `;
 
 function list(v: string | undefined): string[] | undefined {
@@ -62,6 +75,8 @@ async function main(argv: string[]): Promise<void> {
       fresh: { type: 'boolean' },
       'report-only': { type: 'boolean' },
       docs: { type: 'boolean' },
+      kernel: { type: 'boolean' },
+      'no-kernel': { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -96,11 +111,18 @@ async function main(argv: string[]): Promise<void> {
     (!only.profiles || only.profiles.includes(c.profile)) &&
     (!only.methods || only.methods.includes(c.method) || c.method === 'ar') &&
     (!only.settings || only.settings.includes(c.setting));
-  const cells = grid.cells.filter(keep);
+  const cells = v.kernel ? KERNEL_CELLS.map((c) => ({ ...c, part: 'methods' as const })) : grid.cells;
+  const kernelCells = v['no-kernel'] ? [] : (v.kernel ? KERNEL_CELLS : grid.kernelCells).filter(keep);
+  const simCells = cells.filter(keep);
 
   const date = new Date().toISOString().slice(0, 10);
   const out = path.resolve(
-    v.out ?? path.join(REPO_ROOT, 'bench/results', `${date}${v.quick ? '-quick' : ''}.json`),
+    v.out ??
+      path.join(
+        REPO_ROOT,
+        'bench/results',
+        `${date}${v.quick ? '-quick' : ''}${v.kernel ? '-kernel' : ''}.json`,
+      ),
   );
   fs.mkdirSync(path.dirname(out), { recursive: true });
   let results: ResultsFile = { meta: {}, rows: [] };
@@ -108,8 +130,15 @@ async function main(argv: string[]): Promise<void> {
     results = JSON.parse(fs.readFileSync(out, 'utf8')) as ResultsFile;
   }
   const command = `npm run bench${argv.length ? ' -- ' + argv.join(' ') : ''}`;
-  const subset =
-    only.profiles || only.methods || only.settings || v.tokens || v.prompts || targetMode !== 'both'
+  const subset = v.kernel
+    ? `the kernel-shaped subset and the same cells simulated (${command})`
+    : only.profiles ||
+        only.methods ||
+        only.settings ||
+        v.tokens ||
+        v.prompts ||
+        targetMode !== 'both' ||
+        v['no-kernel']
       ? `a subset of the ${grid.name} grid (${command})`
       : `the ${grid.name} grid`;
   if (v['report-only']) {
@@ -137,7 +166,8 @@ async function main(argv: string[]): Promise<void> {
   };
   process.stdout.write(`dssd bench: ${subset}\n  results → ${path.relative(process.cwd(), out)}\n`);
   process.stdout.write(
-    `  shaping: ${SHAPING_SIMULATED}${targets.some((t) => t) ? `; target cost emulation ${emu.a} ms + ${emu.b} ms/token` : ''}\n`,
+    `  shaping: ${SHAPING_SIMULATED}${kernelCells.length ? `; ${kernelCells.length * targets.length} runs: ${SHAPING_KERNEL}` : ''}` +
+      `${targets.some((t) => t) ? `; target cost emulation ${emu.a} ms + ${emu.b} ms/token` : ''}\n`,
   );
   const t0 = Date.now();
   const models: Models = {
@@ -173,23 +203,32 @@ async function main(argv: string[]): Promise<void> {
   type Job = { cell: GridCell; targetMs: { a: number; b: number } | null; shaping: string };
   const jobs: Job[] = [];
   for (const targetMs of targets)
-    for (const cell of cells) jobs.push({ cell, targetMs, shaping: SHAPING_SIMULATED });
-
-  // Only the transport shaper runs here: a real-WebRTC subset over kernel rate shaping (netns + veth + tbf) is
-  // not implemented yet, so every row says which shaping it used.
-  results.meta.kernelShaping = 'not run (the real-WebRTC kernel-shaped subset is not implemented yet)';
+    for (const cell of simCells) jobs.push({ cell, targetMs, shaping: SHAPING_SIMULATED });
+  // Kernel rows last, grouped by target mode (the edge process restarts when it changes).
+  for (const targetMs of targets)
+    for (const cell of kernelCells) jobs.push({ cell, targetMs, shaping: SHAPING_KERNEL });
+  const kernelSetup =
+    `real WebRTC between two processes (EdgeNode.start and the Node device, onnxruntime-node) on 127.0.0.1 ` +
+    `inside a network namespace this run creates; lo (MTU ${LO_MTU}) shaped by htb, one class per direction ` +
+    `told apart by the device's pinned ICE ports ${DEVICE_PORTS.min}–${DEVICE_PORTS.max} (tbf, one shared ` +
+    `bucket, if htb fails), ${BURST_BYTES}-byte buckets; no netem on this kernel, so RTT/2 per direction is ` +
+    `added by the transport shaper on the device's data channel`;
   const todo = jobs.filter(
     (j) => !done.has(rowKey(j.cell, j.targetMs ? 'emulated' : 'cpu', j.shaping, maxNewTokens)),
   );
   process.stdout.write(
     `  ${jobs.length} runs in the grid, ${jobs.length - todo.length} already in the results file\n`,
   );
-  {
+  let kernel: { ns: KernelNamespace; runner: KernelRunner; warmed: Set<string> } | null = null;
+  let kernelSkip: string | null = null;
+  let kernelRows = 0;
+  const kernelErrors: string[] = [];
+  try {
     for (let i = 0; i < todo.length; i++) {
       const j = todo[i];
       const method = METHODS[j.cell.method];
       const profile = PROFILES[j.cell.profile];
-      const m = await runSpec(models, {
+      const spec = {
         method,
         gamma: j.cell.gamma,
         profile,
@@ -198,20 +237,81 @@ async function main(argv: string[]): Promise<void> {
         prompts,
         maxNewTokens,
         seed: 1000,
-      });
+      };
+      let m;
+      let counters;
+      if (j.shaping === SHAPING_KERNEL) {
+        if (kernelSkip) continue;
+        try {
+          if (!kernel) {
+            const ns = KernelNamespace.create();
+            kernel = { ns, runner: new KernelRunner(ns), warmed: new Set() };
+            process.stdout.write(`  kernel shaping: namespace ${ns.name}; ${kernelSetup}\n`);
+          }
+          const wk = j.targetMs ? 'emulated' : 'cpu';
+          if (!kernel.warmed.has(wk)) {
+            // New edge process: warm its ONNX session and both processes' JIT, as for the simulated runs.
+            const warm = { ...spec, prompts: [prompts[0]], seed: 1 };
+            await kernel.runner.runSpec({
+              ...warm,
+              method: METHODS['dssd-auto'],
+              gamma: 4,
+              maxNewTokens: 24,
+            });
+            await kernel.runner.runSpec({ ...warm, method: METHODS.ar, gamma: 0, maxNewTokens: 16 });
+            kernel.warmed.add(wk);
+          }
+          ({ m, kernel: counters } = await kernel.runner.runSpec(spec));
+          if (counters.qdisc === 'tbf')
+            process.stdout.write(`  htb failed, tbf used: ${kernel.ns.htbError}\n`);
+        } catch (e) {
+          if (!(e instanceof KernelShapingError)) throw e;
+          const msg = `${e.code}: ${e.message}`;
+          if (!kernel || ['not-root', 'no-tools', 'setup-failed'].includes(e.code)) {
+            kernelSkip = msg;
+            process.stdout.write(`  kernel-shaped rows skipped: ${msg}\n`);
+          } else {
+            kernelErrors.push(`${j.cell.method} ${j.cell.profile}: ${msg}`);
+            process.stdout.write(`  kernel-shaped run failed (${kernelErrors.length}): ${msg}\n`);
+            kernel.runner.close();
+            kernel.runner = new KernelRunner(kernel.ns);
+            kernel.warmed.clear();
+            if (kernelErrors.length >= 3) kernelSkip = `${kernelErrors.length} runs failed; the rest skipped`;
+          }
+          continue;
+        }
+        kernelRows++;
+      } else {
+        m = await runSpec(models, spec);
+      }
       const row = makeRow(j.cell, method, profile, j.targetMs, j.shaping, m, V, maxNewTokens, prompts.length);
+      if (counters) row.kernel = counters;
       results.rows.push(row);
       save();
       const sp = results.rows.find((r) => r.key === row.key)!.speedupVsAr;
       process.stdout.write(
         `[${i + 1}/${todo.length}] ${row.method.padEnd(15)} γ${String(row.gamma).padEnd(2)} ${row.profile.padEnd(14)} ` +
           `${row.setting.padEnd(6)} ${row.target === 'cpu' ? 'cpu-target' : 'emulated  '} ` +
+          `${row.shaping === SHAPING_KERNEL ? 'KERNEL ' : ''}` +
           `${row.tokensPerSecond.toFixed(1).padStart(7)} tok/s ` +
           `(model ${row.predictedTokensPerSecond.toFixed(1)})` +
           `${sp !== null ? ` ×${sp.toFixed(2)} vs ar` : ''}  α ${row.alpha.toFixed(2)}  ` +
           `${((Date.now() - t0) / 1000).toFixed(0)} s\n`,
       );
     }
+  } finally {
+    kernel?.runner.close();
+    kernel?.ns.destroy();
+  }
+  const kernelTotal = jobs.filter((j) => j.shaping === SHAPING_KERNEL).length;
+  const kernelHave = results.rows.filter((r) => r.shaping === SHAPING_KERNEL).length;
+  if (kernelTotal) {
+    results.meta.kernelShaping =
+      `${kernelHave} of ${kernelTotal} kernel-shaped runs in the results (${kernelRows} this time): ${kernelSetup}` +
+      `${kernelSkip ? `. Skipped: ${kernelSkip}` : ''}` +
+      `${kernelErrors.length ? `. Failures: ${kernelErrors.join('; ')}` : ''}`;
+  } else {
+    results.meta.kernelShaping = 'not run (--no-kernel or a grid without the kernel-shaped subset)';
   }
   results.meta.finished = new Date().toISOString();
   results.meta.elapsedS = Math.round((Date.now() - t0) / 1000);

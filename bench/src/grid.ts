@@ -47,6 +47,8 @@ export interface Grid {
   name: string;
   description: string;
   cells: GridCell[];
+  /** Cells also run over real WebRTC with kernel rate shaping (when the machine allows). */
+  kernelCells: GridCell[];
   /** Target cost modes: null = the real CPU target; {a, b} = emulation. */
   targets: ({ a: number; b: number } | null)[];
   prompts: number;
@@ -93,6 +95,20 @@ function dedupe(cells: GridCell[]): GridCell[] {
   });
 }
 
+/**
+ * The kernel-shaped subset: the methods that answer "does the simulation hold on a real stack" at γ 4 on two
+ * symmetric links, temperature 1. The same cells run simulated in the methods part, for the comparison.
+ */
+export const KERNEL_CELLS: GridCell[] = ['rtt20-10M', 'rtt20-50M'].flatMap((profile) =>
+  ['ar', 'dsd-f32', 'dssd-auto', 'dssd-candidates'].map((method) => ({
+    method,
+    gamma: method === 'ar' ? 0 : HEADLINE_GAMMA,
+    profile,
+    setting: 't1' as const,
+    part: 'kernel' as const,
+  })),
+);
+
 export const GRIDS: Record<'quick' | 'default', Grid> = {
   quick: {
     name: 'quick',
@@ -104,6 +120,7 @@ export const GRIDS: Record<'quick' | 'default', Grid> = {
       ...methodsCells(['rtt20-50M', 'mobile-10/50'], 't1', 'methods'),
       ...sweepCells(['rtt20-50M', 'mobile-10/50'], ['t1', 'greedy'], ['dssd-auto']),
     ]),
+    kernelCells: [],
     targets: [null, EMULATED_7B],
     prompts: 2,
     maxNewTokens: 48,
@@ -113,7 +130,9 @@ export const GRIDS: Record<'quick' | 'default', Grid> = {
     description:
       "every method at γ 4 on the paper's grid (RTT 0/20/50 ms × 10/50/100 Mbps), temperature 1; the γ sweep " +
       '(2/4/6/8) of dssd-auto and dsd-f32 plus adaptive γ under greedy, temperature 1 and top-k 10 on rtt20-50M ' +
-      'and mobile-10/50; every method on the three mobile profiles; both target modes; 2 prompts × 64 tokens per run',
+      'and mobile-10/50; every method on the three mobile profiles; both target modes; 2 prompts × 64 tokens per run; ' +
+      'ar, dsd-f32, dssd-auto and dssd-candidates at γ 4 on rtt20-10M and rtt20-50M, temperature 1, also over real ' +
+      'WebRTC with kernel rate shaping where the machine allows',
     cells: dedupe([
       ...methodsCells(
         PAPER_GRID.map((p) => p.name),
@@ -127,6 +146,7 @@ export const GRIDS: Record<'quick' | 'default', Grid> = {
         'mobile',
       ),
     ]),
+    kernelCells: KERNEL_CELLS,
     targets: [null, EMULATED_7B],
     prompts: 2,
     maxNewTokens: 64,

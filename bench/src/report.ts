@@ -99,6 +99,16 @@ function headlines(rows: Row[]): Headlines {
         `${t}: measured/model tokens/s median ${f(median(err), 2)} (range ${f(Math.min(...err), 2)}–${f(Math.max(...err), 2)})`,
       );
   }
+  const kr = rows
+    .filter((r) => r.shaping === SHAPING_KERNEL)
+    .map((k) => ({ k, s: simulatedTwin(rows, k) }))
+    .filter((x) => x.s)
+    .map((x) => x.k.tokensPerSecond / x.s!.tokensPerSecond);
+  if (kr.length)
+    lines.push(
+      `kernel-shaped real WebRTC / simulated tokens/s for the same cells: median ×${f(median(kr), 2)} ` +
+        `(range ×${f(Math.min(...kr), 2)}–×${f(Math.max(...kr), 2)}, ${kr.length} cells)`,
+    );
   const ad = adaptiveChecks(rows);
   if (ad.length) {
     const ok = ad.filter((a) => a.ratio >= 0.95).length;
@@ -107,6 +117,69 @@ function headlines(rows: Row[]): Headlines {
     );
   }
   return { lines, adaptive: ad };
+}
+
+/** The simulated row of the same cell as a kernel-shaped one. */
+function simulatedTwin(rows: Row[], k: Row): Row | undefined {
+  const key = k.key.replace(`|${SHAPING_KERNEL}|`, `|${SHAPING_SIMULATED}|`);
+  return rows.find((r) => r.key === key);
+}
+
+/** Kernel-shaped against simulated tokens/s for the same cells, with what the kernel's classes counted. */
+export function kernelComparison(rows: Row[], meta: Record<string, unknown>): string[] {
+  const ks = rows.filter((r) => r.shaping === SHAPING_KERNEL);
+  const out = ['### Kernel-shaped against simulated', ''];
+  if (meta.kernelShaping) out.push(`Kernel shaping: ${meta.kernelShaping}.`, '');
+  if (!ks.length) return out.length > 2 ? out : [];
+  const ratios: number[] = [];
+  const body = ks.map((k) => {
+    const s = simulatedTwin(rows, k);
+    const ratio = s ? k.tokensPerSecond / s.tokensPerSecond : NaN;
+    if (s) ratios.push(ratio);
+    const tok = Math.max(1, k.generatedTokens);
+    const wire = (c?: { bytes: number }) => (c ? f(c.bytes / tok, 0) : '–');
+    return [
+      k.target === 'cpu' ? 'real CPU' : `EMULATED ${k.targetMs!.a}+${k.targetMs!.b}`,
+      k.profile,
+      methodLabel(k),
+      f(s?.tokensPerSecond),
+      f(k.tokensPerSecond),
+      f(ratio, 2),
+      f(k.speedupVsAr, 2),
+      f(s?.speedupVsAr, 2),
+      `${f(k.uplinkBytesPerToken, 0)} / ${f(k.downlinkBytesPerToken, 0)}`,
+      `${wire(k.kernel?.up)} / ${wire(k.kernel?.down)}`,
+      k.kernel
+        ? `${k.kernel.qdisc}${k.kernel.up ? `, ${k.kernel.up.dropped + (k.kernel.down?.dropped ?? 0)} drops` : ''}`
+        : '–',
+    ];
+  });
+  out.push(
+    `Same cells, prompts and device seeds, temperature 1. Kernel rows: edge and device in separate processes over ` +
+      `real WebRTC (DTLS/SCTP/UDP), rates set by ` +
+      `the kernel; simulated rows: one process, rates from the transport shaper's packet model. ` +
+      `Kernel/simulated tokens/s median ×${f(median(ratios), 2)}` +
+      `${ratios.length ? ` (range ×${f(Math.min(...ratios), 2)}–×${f(Math.max(...ratios), 2)})` : ''} over ${ratios.length} cells.`,
+    '',
+    table(
+      [
+        'target',
+        'profile',
+        'method',
+        'simulated tok/s',
+        'kernel tok/s',
+        'kernel / simulated',
+        'kernel ×ar',
+        'simulated ×ar',
+        'app B/token up / down',
+        'kernel wire B/token up / down (tc)',
+        'qdisc',
+      ],
+      body,
+    ),
+    '',
+  );
+  return out;
 }
 
 /** Pooled acceptance per position per setting, from the dssd rows with the longest drafts. */
@@ -218,7 +291,8 @@ export function writeReport(results: Results, out: string, docs: boolean): strin
     `Command: \`${meta.command}\` — ${meta.subset}. Grid: ${meta.gridDescription}.`,
     '',
     `Shaping: ${shapings.map((s) => `**${s}**`).join(' and ')}. Machine: ${meta.cpus}, Node ${meta.node}; ` +
-      `device and edge share one process and its 2 cores, other work ran concurrently, so figures are noisy ` +
+      `with the transport shaper (simulated) device and edge share one process; with kernel shaping they are two ` +
+      `processes over real WebRTC; either way they share 2 cores and other work ran concurrently, so figures are noisy ` +
       `(per-run tokens/s over ${meta.prompts instanceof Array ? meta.prompts.length : '?'} prompt(s) × ${meta.maxNewTokens} tokens).`,
     '',
     `Target cost: rows marked _real CPU target_ run the default 1.8 ms target as is; rows marked _emulated_ pad every ` +
@@ -518,7 +592,7 @@ export function writeReport(results: Results, out: string, docs: boolean): strin
   md.push('### Scale projection (PROJECTION, not measured)', '', pj.md, '');
   if (pj.svg) plots.push({ name: 'projection', title: 'Projection', svg: pj.svg });
 
-  if (meta.kernelShaping) md.push(`Kernel shaping: ${meta.kernelShaping}`, '');
+  md.push(...kernelComparison(rows, meta));
 
   // Write files.
   const plotFiles: { title: string; file: string }[] = [];

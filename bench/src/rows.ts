@@ -3,9 +3,11 @@ import type { LinkProfile } from './shaper.js';
 import type { Measurement, MethodSpec, SettingName } from './run.js';
 import { alphaOf, inputsOf, predictRun } from './model.js';
 import type { GridCell } from './grid.js';
+import type { KernelCounters } from './kernel.js';
 
 export const SHAPING_SIMULATED = 'transport shaper (simulated)';
-export const SHAPING_KERNEL = 'kernel tbf rate + transport-shaper delay, real WebRTC';
+export const SHAPING_KERNEL =
+  'kernel htb/tbf on loopback in a private network namespace + transport-shaper delay';
 
 export interface Row {
   key: string;
@@ -28,6 +30,8 @@ export interface Row {
   target: 'cpu' | 'emulated';
   targetMs: { a: number; b: number } | null;
   shaping: string;
+  /** Kernel-shaped rows: the qdisc used and what its classes counted (wire bytes per direction). */
+  kernel?: KernelCounters;
   prompts: number;
   generatedTokens: number;
   wallMs: number;

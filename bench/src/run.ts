@@ -127,7 +127,7 @@ async function runPrompt(
   prompt: number[],
   seed: number,
   channels: ChannelFactory,
-): Promise<{ stats: TurnStats; passMs: number[]; passTokens: number[] }> {
+): Promise<PromptResult> {
   const ch = await channels(spec.profile, seed);
   const deviceT = new FrameTransport(ch.device);
   const edgeT = new FrameTransport(ch.edge);
@@ -177,11 +177,26 @@ async function runPrompt(
   }
 }
 
-/** Runs every prompt of the spec (each with its own session and seed) and sums the figures. */
+/** Runs every prompt of the spec in this process over the transport shaper (or `channels`). */
 export async function runSpec(
   models: Models,
   spec: RunSpec,
   channels: ChannelFactory = simulatedChannels,
+): Promise<Measurement> {
+  return runSpecWith(spec, (prompt, seed) => runPrompt(models, spec, prompt, seed, channels));
+}
+
+/** One prompt's device stats and the edge's pass timings (ms per pass, in order; the first one prefills). */
+export interface PromptResult {
+  stats: TurnStats;
+  passMs: number[];
+  passTokens: number[];
+}
+
+/** Runs every prompt of the spec with `run` (each with its own session and seed) and sums the figures. */
+export async function runSpecWith(
+  spec: RunSpec,
+  run: (prompt: number[], seed: number) => Promise<PromptResult>,
 ): Promise<Measurement> {
   const spec0 = new SpecStats();
   const out: Measurement = {
@@ -206,11 +221,7 @@ export async function runSpec(
   const allPass: number[] = [];
   const passTok: number[] = [];
   for (let i = 0; i < spec.prompts.length; i++) {
-    const {
-      stats: s,
-      passMs,
-      passTokens,
-    } = await runPrompt(models, spec, spec.prompts[i], spec.seed + i, channels);
+    const { stats: s, passMs, passTokens } = await run(spec.prompts[i], spec.seed + i);
     out.generatedTokens += s.generatedTokens;
     out.wallMs += s.wallMs;
     out.rounds += s.rounds;

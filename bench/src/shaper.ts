@@ -194,3 +194,66 @@ export function shapedChannelPair(
   const { up, down } = directions(profile, seed);
   return { device: shapeChannel(a, up), edge: shapeChannel(b, down), up, down };
 }
+
+/**
+ * Delay only, both directions, at one end of a real channel (the device's end of a WebRTC data channel whose
+ * rates the kernel shapes): what is sent waits for `up`, what arrives waits for `down` before the callbacks see
+ * it. The kernel has no netem here, so propagation delay stays in the transport; give both directions an
+ * infinite rate so that serialization is left to the kernel.
+ */
+export function delayChannel(inner: RawChannel, up: LinkDirection, down: LinkDirection): RawChannel {
+  let held = 0;
+  const sendSide = shapeChannel(
+    {
+      send(m) {
+        held -= m.byteLength;
+        inner.send(m);
+      },
+      bufferedAmount: () => inner.bufferedAmount(),
+      maxMessageSize: () => inner.maxMessageSize(),
+      // The receive side below owns the inner message callback.
+      onMessage: () => {},
+      onClose: (cb) => inner.onClose(cb),
+      close: () => inner.close(),
+      transportStats: inner.transportStats ? () => inner.transportStats!() : undefined,
+    },
+    up,
+  );
+  const listeners: ((m: Uint8Array) => void)[] = [];
+  const queue: { at: number; m: Uint8Array }[] = [];
+  let armed = false;
+  const pump = () => {
+    armed = false;
+    const t = now();
+    while (queue.length && queue[0].at <= t) {
+      const { m } = queue.shift()!;
+      for (const cb of listeners) cb(m);
+    }
+    arm();
+  };
+  const arm = () => {
+    if (armed || !queue.length) return;
+    armed = true;
+    const wait = queue[0].at - now();
+    if (wait > 1.5) setTimeout(pump, Math.floor(wait - 1));
+    else setImmediate(pump);
+  };
+  inner.onMessage((m) => {
+    queue.push({ at: down.schedule(now(), m.byteLength).deliverAt, m });
+    arm();
+  });
+  return {
+    ...sendSide,
+    send(m) {
+      held += m.byteLength;
+      sendSide.send(m);
+    },
+    // Messages still in the delay line count as buffered, so the transport's flow control sees them.
+    bufferedAmount: () => inner.bufferedAmount() + held,
+    onMessage: (cb) => void listeners.push(cb),
+    close() {
+      queue.length = 0;
+      sendSide.close();
+    },
+  };
+}

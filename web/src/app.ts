@@ -223,6 +223,7 @@ class ChatApp {
           workerUrl: new URL('worker.js', import.meta.url),
           webllm: this.webllmConfig(),
           onProgress: (p) => this.onProgress(p),
+          offlineFallback: new URLSearchParams(location.search).get('offline') === '1',
         },
         this.settings,
       );

@@ -82,6 +82,13 @@ export interface BrowserDeviceOptions {
   wasmPaths?: string;
   webllm?: WebLlmConfig | null;
   onProgress?: (p: LoadProgress) => void;
+  /**
+   * Reconnect (new signaling, new peer connection) and resume the session with its id and resume secret when the
+   * channel drops mid-answer; this many attempts per turn (0: off). Default 3.
+   */
+  reconnectAttempts?: number;
+  /** Opt-in: finish an answer with the draft model alone while the edge is unreachable ('unverified' tokens). */
+  offlineFallback?: boolean;
 }
 
 function hasWebRtc(): boolean {
@@ -94,6 +101,12 @@ export function explain(e: unknown, edge: string): DeviceError {
   if (e instanceof ProtocolError) {
     switch (e.code) {
       case ProtocolErrorCode.Closed:
+        if (/cannot reconnect/.test(e.message))
+          return new DeviceError(
+            'ConnectionLost',
+            `The connection to the edge was lost and reconnecting failed (${e.message}).`,
+            { cause: e },
+          );
         return /cannot reach/.test(e.message)
           ? new DeviceError('Unreachable', `Cannot reach the edge at ${edge}. Is it running?`, { cause: e })
           : new DeviceError('ConnectionLost', `The connection to the edge was lost (${e.message}).`, {
@@ -180,15 +193,20 @@ export class BrowserDevice {
     if (this.session && this.sessionKey === key && !this.closed) return this.session;
     this.disconnect();
     const s = toSessionSettings(settings);
-    let conn;
+    const open = async () => {
+      const conn = await connectEdge({ url: this.opts.edge, token: this.opts.token, timeoutMs: 15_000 });
+      const t = new FrameTransport(conn.channel);
+      t.onClose(() => (this.closed = true));
+      this.closed = false;
+      return t;
+    };
+    let transport: FrameTransport;
     try {
-      conn = await connectEdge({ url: this.opts.edge, token: this.opts.token, timeoutMs: 15_000 });
+      transport = await open();
     } catch (e) {
       throw explain(e, this.opts.edge);
     }
-    const transport = new FrameTransport(conn.channel);
-    transport.onClose(() => (this.closed = true));
-    this.closed = false;
+    const attempts = this.opts.reconnectAttempts ?? 3;
     // A new conversation: the Worker's cache holds the previous one.
     this.drafter.truncate(0);
     try {
@@ -197,6 +215,8 @@ export class BrowserDevice {
         model: this.info.identity,
         drafter: s.mode === 'ar' ? undefined : this.drafter,
         settings: s,
+        ...(attempts > 0 ? { recovery: { maxAttempts: attempts, backoffMs: 200 }, reconnect: open } : {}),
+        offlineFallback: this.opts.offlineFallback ?? false,
       });
     } catch (e) {
       transport.close();

@@ -1,0 +1,109 @@
+/**
+ * Child process of the kernel-shaped benchmark, run inside its network namespace: the real Node device (draft
+ * model on onnxruntime-node, real WebRTC via @roamhq/wrtc) as connectNodeDevice builds it, with two additions:
+ * its ICE sockets use DEVICE_PORTS, so the kernel can tell uplink from downlink by UDP port, and its data
+ * channel goes through the transport shaper's delay line (rate left to the kernel). Reads one JSON job per
+ * line on stdin (one prompt each, a fresh session) and prints {id, stats} or {id, error} per job.
+ */
+import { createRequire } from 'node:module';
+import readline from 'node:readline';
+import WebSocket from 'ws';
+import { loadNodeModel } from '@dssd/models/node';
+import { DEFAULT_DRAFT_DIR } from '@dssd/edge-node';
+import { DeviceSession, FrameTransport, connectEdge, type WrtcLike } from '@dssd/protocol';
+import { LinkDirection, delayChannel } from './shaper.js';
+import { SETTINGS, identityOf, type MethodSpec, type SettingName } from './run.js';
+import { DEVICE_PORTS } from './kernel.js';
+
+const require = createRequire(import.meta.url);
+
+export interface DeviceJob {
+  id: number;
+  url: string;
+  method: MethodSpec;
+  gamma: number;
+  rttMs: number;
+  setting: SettingName;
+  prompt: number[];
+  maxNewTokens: number;
+  seed: number;
+}
+
+const emit = (o: unknown) => process.stdout.write(JSON.stringify(o) + '\n');
+
+/** @roamhq/wrtc with every peer connection's ICE ports pinned to DEVICE_PORTS (its non-standard portRange). */
+function pinnedWrtc(): WrtcLike {
+  const wrtc = require('@roamhq/wrtc') as WrtcLike & { RTCPeerConnection: new (c?: object) => object };
+  const Base = wrtc.RTCPeerConnection;
+  class Pinned extends Base {
+    constructor(config?: object) {
+      super({ ...config, portRange: { min: DEVICE_PORTS.min, max: DEVICE_PORTS.max } });
+    }
+  }
+  return { ...wrtc, RTCPeerConnection: Pinned };
+}
+
+async function main(): Promise<void> {
+  const draft = await loadNodeModel(DEFAULT_DRAFT_DIR);
+  const wrtc = pinnedWrtc();
+  emit({ ready: true });
+  const run = async (job: DeviceJob) => {
+    const { channel } = await connectEdge({
+      url: job.url,
+      WebSocket: WebSocket as never,
+      wrtc,
+      timeoutMs: 15_000,
+    });
+    const half = job.rttMs / 2;
+    const shaped = delayChannel(
+      channel,
+      new LinkDirection({ delayMs: half, rateBps: Infinity }),
+      new LinkDirection({ delayMs: half, rateBps: Infinity }),
+    );
+    const transport = new FrameTransport(shaped);
+    const m = job.method;
+    const drafter = m.mode === 'ar' ? undefined : draft.createSession();
+    let session: DeviceSession | null = null;
+    try {
+      session = await DeviceSession.open({
+        transport,
+        model: identityOf(draft),
+        drafter,
+        settings: {
+          mode: m.mode,
+          gamma: m.mode === 'ar' ? 0 : job.gamma,
+          codec: m.codec ?? 'auto',
+          dsdPrecision: m.dsdPrecision ?? 'f32',
+          sampling: SETTINGS[job.setting].sampling,
+          seed: job.seed,
+        },
+        adaptiveGamma: m.adaptive ?? false,
+        timeoutMs: 60_000,
+      });
+      const r = await session.generate(job.prompt, { maxNewTokens: job.maxNewTokens });
+      return r.stats;
+    } finally {
+      session?.close();
+      transport.close();
+      drafter?.dispose();
+    }
+  };
+  // Jobs run one at a time, in order.
+  let chain = Promise.resolve();
+  const rl = readline.createInterface({ input: process.stdin });
+  rl.on('line', (line) => {
+    const job = JSON.parse(line) as DeviceJob;
+    chain = chain.then(() =>
+      run(job).then(
+        (stats) => void emit({ id: job.id, stats }),
+        (e: unknown) => void emit({ id: job.id, error: (e as Error).message ?? String(e) }),
+      ),
+    );
+  });
+  rl.on('close', () => void chain.finally(() => process.exit(0)));
+}
+
+main().catch((e: unknown) => {
+  emit({ error: (e as Error).stack ?? String(e) });
+  process.exit(1);
+});

@@ -4,7 +4,7 @@
  *
  * Acceptance is tracked per position (β_k = P(x_k accepted | x_1..x_{k-1} accepted)) rather than as one i.i.d. α:
  * real pairs accept later positions less often, and an i.i.d. α then overrates long drafts. Positions seldom
- * tested lean on the pooled α, which keeps the controller trying longer drafts when they may pay. The round trip
+ * tested lean on the position before them. The round trip
  * is tracked separately for rounds that ended in a rejection (the downlink then carries P_j, which can be large
  * on a slow link) and rounds that were fully accepted (one token down).
  */
@@ -44,11 +44,16 @@ export class GammaController {
     return this.trials ? Math.min(0.999, Math.max(0.01, this.accepted / this.trials)) : 0.7;
   }
 
-  /** β_k estimate for position k ≥ 1. */
+  /**
+   * β_k estimate for position k ≥ 1. A position seldom tested leans on its predecessor's estimate (acceptance
+   * does not rise with depth), not on the pooled α: positions beyond the γ usually chosen are rarely tested, and
+   * the pooled α, dominated by early positions, would overrate them and make the controller overshoot.
+   */
   positionAcceptance(k: number): number {
+    const prior = k === 1 ? this.alpha : this.positionAcceptance(k - 1);
     const tried = this.posTried[k - 1] ?? 0;
     const acc = this.posAccepted[k - 1] ?? 0;
-    const b = (acc + PRIOR_WEIGHT * this.alpha) / (tried + PRIOR_WEIGHT);
+    const b = (acc + PRIOR_WEIGHT * prior) / (tried + PRIOR_WEIGHT);
     return Math.min(0.999, Math.max(0.01, b));
   }
 

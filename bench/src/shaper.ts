@@ -5,6 +5,7 @@
  * optional packet loss whose retransmission costs one extra RTT/2 plus the packet's serialization, as an SCTP
  * retransmission would. The scheduling math is pure (LinkDirection) so tests can check it without timers.
  */
+import { prng } from '@dssd/edge-node';
 import { memoryChannelPair, type RawChannel } from '@dssd/protocol';
 
 /** A named link: the paper's symmetric grid and asymmetric mobile profiles. */
@@ -32,17 +33,8 @@ export interface DirectionParams {
 export const PACKET_PAYLOAD = 1188;
 export const PACKET_OVERHEAD = 85;
 
-/** Deterministic uniform source (mulberry32) so lossy runs repeat. */
-export function seededUniform(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** Deterministic uniform source (the fuzzer's mulberry32) so lossy runs repeat. */
+export const seededUniform = prng;
 
 export interface Scheduled {
   /** When the last bit leaves the sender (serialization done, retransmissions included). */

@@ -9,33 +9,13 @@ import type { LanguageModel } from '@dssd/models';
 import { encodeFrame } from '@dssd/codec';
 import { ProtocolError, type DeviceOptions } from '@dssd/protocol';
 import { EdgeNode, Logger, connectNodeDevice, runFidelity, DEFAULT_DRAFT_DIR } from '../src/index.js';
+import { loadPrompts } from '../src/load.js';
 
 let node: EdgeNode;
 let buggy: EdgeNode;
 let draft: LanguageModel;
 
-const PROMPTS = [
-  'The jury said',
-  'In the morning the',
-  'It was a',
-  'He said that the',
-  'The new law',
-  'Mrs. Kennedy',
-  'After the war,',
-  'The church',
-  'We must',
-  'She looked at',
-  'The United States',
-  'There is no',
-  'Two men',
-  'The city council voted',
-  'I think',
-  'The first thing',
-  'Music',
-  'When he came home',
-  'The results of the study',
-  'On Sunday',
-];
+const PROMPTS = loadPrompts(20);
 
 before(async () => {
   const log = new Logger('silent');

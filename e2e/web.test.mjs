@@ -4,12 +4,12 @@
 import test, { after, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { CHROMIUM, CHROMIUM_ARGS, WEBRTC_LOOPBACK_ARGS } from './chromium.mjs';
 import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-const CHROMIUM = '/usr/bin/chromium';
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const ARTIFACTS = fileURLToPath(new URL('artifacts/', import.meta.url));
 const PROMPT = 'The jury said';
@@ -50,18 +50,7 @@ before(async () => {
     executablePath: CHROMIUM,
     headless: true,
     viewport: { width: 1200, height: 800 },
-    args: [
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-      // Host candidates on loopback-only machines (deps.md §3).
-      '--allow-loopback-in-peer-connection',
-      '--disable-features=WebRtcHideLocalIpsWithMdns',
-    ],
+    args: [...CHROMIUM_ARGS, ...WEBRTC_LOOPBACK_ARGS],
   });
 });
 
@@ -96,6 +85,17 @@ async function ask(root, prompt) {
   const json = await root.locator('dl.stats').getAttribute('data-json');
   const done = await answer.getAttribute('data-done');
   return { text, stats: json ? JSON.parse(json) : null, done, alert: alertText };
+}
+
+/** A second edge sharing the loaded target, each pass padded to `ms` (emulated), so answers stream slowly. */
+async function slowEdge(ms) {
+  const { EdgeNode, Logger } = await import('@dssd/edge-node');
+  return EdgeNode.start({
+    port: 0,
+    log: new Logger('silent'),
+    model: edge.model,
+    targetDelayMs: { a: ms, b: 0 },
+  });
 }
 
 function query(o) {
@@ -294,14 +294,8 @@ test(
   'chat page: the data channel dropping mid-answer reconnects and resumes; the greedy answer is unchanged',
   { skip, timeout: 120_000 },
   async () => {
-    const { EdgeNode, Logger } = await import('@dssd/edge-node');
     // A slower (emulated) target so the answer is still streaming when the channel is cut.
-    const slow = await EdgeNode.start({
-      port: 0,
-      log: new Logger('silent'),
-      model: edge.model,
-      targetDelayMs: { a: 20, b: 0 },
-    });
+    const slow = await slowEdge(20);
     const { page, errors } = await openPage(
       slow.url +
         query({
@@ -342,14 +336,8 @@ test(
   'chat page: Stop ends an answer; the edge going away mid-answer gives a clear message, no stuck UI',
   { skip, timeout: 120_000 },
   async () => {
-    const { EdgeNode, Logger } = await import('@dssd/edge-node');
     // A slower (emulated) target so the answer is surely still streaming when the edge goes away.
-    const doomed = await EdgeNode.start({
-      port: 0,
-      log: new Logger('silent'),
-      model: edge.model,
-      targetDelayMs: { a: 25, b: 0 },
-    });
+    const doomed = await slowEdge(25);
     let closed = false;
     const { page, errors } = await openPage(
       doomed.url + query({ temperature: 1, seed: 3, gamma: 4, maxTokens: 400, mode: 'dssd' }),

@@ -1,0 +1,18 @@
+/** Debian's Chromium as the e2e tests launch it (deps.md §3): headless, fresh profile, no background traffic. */
+export const CHROMIUM = '/usr/bin/chromium';
+
+export const CHROMIUM_ARGS = [
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
+
+/** Host candidates on loopback-only machines, for pages that open WebRTC connections (deps.md §3). */
+export const WEBRTC_LOOPBACK_ARGS = [
+  '--allow-loopback-in-peer-connection',
+  '--disable-features=WebRtcHideLocalIpsWithMdns',
+];

@@ -25,6 +25,8 @@ import { writeReport } from './report.js';
 const HELP = `npm run bench -- [options]
 
   --quick               the quick grid (under 5 minutes on 2 cores)
+  --adaptive            the adaptive-γ check (${GRIDS.adaptive.description.replace(/^the adaptive-γ check: /, '')};
+                        about 30 minutes)
   --target-ms A,B       emulated target cost: pad each target pass to A + B·tokens ms (default 25,0.5: a 7B
                         model on an edge GPU); labelled as emulation. The grid runs with the real CPU target and
                         with the emulation unless --target cpu|emulated picks one
@@ -64,6 +66,7 @@ async function main(argv: string[]): Promise<void> {
     args: argv,
     options: {
       quick: { type: 'boolean' },
+      adaptive: { type: 'boolean' },
       'target-ms': { type: 'string' },
       target: { type: 'string' },
       profiles: { type: 'string' },
@@ -84,7 +87,8 @@ async function main(argv: string[]): Promise<void> {
     process.stdout.write(HELP);
     return;
   }
-  const grid: Grid = v.quick ? GRIDS.quick : GRIDS.default;
+  if (v.quick && v.adaptive) throw new Error('--quick and --adaptive pick different grids; give one');
+  const grid: Grid = v.quick ? GRIDS.quick : v.adaptive ? GRIDS.adaptive : GRIDS.default;
   let emu = EMULATED_7B;
   if (v['target-ms']) {
     const [a, b] = v['target-ms'].split(',').map(Number);
@@ -121,7 +125,7 @@ async function main(argv: string[]): Promise<void> {
       path.join(
         REPO_ROOT,
         'bench/results',
-        `${date}${v.quick ? '-quick' : ''}${v.kernel ? '-kernel' : ''}.json`,
+        `${date}${v.quick ? '-quick' : ''}${v.adaptive ? '-adaptive' : ''}${v.kernel ? '-kernel' : ''}.json`,
       ),
   );
   fs.mkdirSync(path.dirname(out), { recursive: true });

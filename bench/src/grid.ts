@@ -4,6 +4,7 @@
  * every method at its headline γ on the paper's link grid, the γ sweep on two profiles, the mobile profiles.
  */
 import type { LinkProfile } from './shaper.js';
+import { loadPrompts } from '@dssd/edge-node';
 import { METHODS, type SettingName } from './run.js';
 
 const sym = (rtt: number, mbps: number): LinkProfile => ({
@@ -109,7 +110,7 @@ export const KERNEL_CELLS: GridCell[] = ['rtt20-10M', 'rtt20-50M'].flatMap((prof
   })),
 );
 
-export const GRIDS: Record<'quick' | 'default', Grid> = {
+export const GRIDS: Record<'quick' | 'default' | 'adaptive', Grid> = {
   quick: {
     name: 'quick',
     description:
@@ -151,6 +152,18 @@ export const GRIDS: Record<'quick' | 'default', Grid> = {
     prompts: 2,
     maxNewTokens: 64,
   },
+  adaptive: {
+    name: 'adaptive',
+    description:
+      'the adaptive-γ check: ar, the dssd-auto γ sweep (2/4/6/8) and adaptive γ ≤ 8 on rtt20-50M and ' +
+      'mobile-10/50 under greedy, temperature 1 and top-k 10; both target modes; 16 prompts × 128 tokens per run, ' +
+      'so the adaptive/best ratio carries a paired bootstrap interval over prompts',
+    cells: sweepCells(['rtt20-50M', 'mobile-10/50'], ['greedy', 't1', 'topk10'], ['dssd-auto']),
+    kernelCells: [],
+    targets: [null, EMULATED_7B],
+    prompts: 16,
+    maxNewTokens: 128,
+  },
 };
 
 /** Prompts for the runs (encoded with the pair's tokenizer); the default pair was trained on English prose. */
@@ -159,4 +172,6 @@ export const PROMPTS = [
   'In the morning the farmers went to the market and',
   'He opened the door and saw',
   'The report of the committee was',
+  // The tests' prompts after these (the adaptive grid runs 16).
+  ...loadPrompts(14).slice(2),
 ];

@@ -37,6 +37,11 @@ export interface Row {
   wallMs: number;
   tokensPerSecond: number;
   perPromptTokensPerSecond: number[];
+  /** Per-prompt tokens and wall time, for paired intervals (absent in rows from before they were kept). */
+  perPromptTokens?: number[];
+  perPromptWallMs?: number[];
+  /** roundsByGamma[γ]: rounds that drafted γ tokens (absent in older rows). */
+  roundsByGamma?: number[];
   /** tokens/s over the ar row of the same profile, setting, target and shaping in this results file. */
   speedupVsAr: number | null;
   meanAcceptanceLength: number;
@@ -117,6 +122,13 @@ export function makeRow(
     wallMs: r3(m.wallMs),
     tokensPerSecond: r3((1000 * m.generatedTokens) / Math.max(1e-9, m.wallMs)),
     perPromptTokensPerSecond: m.perPromptTps.map(r3),
+    perPromptTokens: m.perPromptTokens,
+    perPromptWallMs: m.perPromptWallMs.map(r3),
+    roundsByGamma: m.gammas.reduce<number[]>((h, g) => {
+      for (let i = h.length; i <= g; i++) h.push(0);
+      h[g]++;
+      return h;
+    }, []),
     speedupVsAr: null,
     meanAcceptanceLength: r3(m.spec.meanAcceptanceLength),
     alpha: r3(alphaOf(m)),

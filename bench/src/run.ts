@@ -100,6 +100,9 @@ export interface Measurement {
   gammas: number[];
   /** Per-prompt tokens/s, to show the spread. */
   perPromptTps: number[];
+  /** Per-prompt tokens and wall time (prompt i runs with seed + i in every method: a paired comparison). */
+  perPromptTokens: number[];
+  perPromptWallMs: number[];
 }
 
 export function identityOf(m: LanguageModel): ModelIdentity {
@@ -217,6 +220,8 @@ export async function runSpecWith(
     spec: spec0.toJSON(),
     gammas: [],
     perPromptTps: [],
+    perPromptTokens: [],
+    perPromptWallMs: [],
   };
   const allPass: number[] = [];
   const passTok: number[] = [];
@@ -236,6 +241,8 @@ export async function runSpecWith(
     out.fallbacks += s.fallbacks;
     out.gammas.push(...s.gammas);
     out.perPromptTps.push(s.tokensPerSecond);
+    out.perPromptTokens.push(s.generatedTokens);
+    out.perPromptWallMs.push(s.wallMs);
     // Skip each session's first pass: it also prefills the prompt.
     allPass.push(...passMs.slice(1));
     passTok.push(...passTokens);

@@ -7,3 +7,4 @@ export { runFidelity, main, parseIceServers } from './cli.js';
 export { Logger } from './log.js';
 export { EdgeMetrics } from './metrics.js';
 export { prng } from './fuzz.js';
+export { loadPrompts } from './load.js';

@@ -1,12 +1,13 @@
 // Model latency and pair acceptance: `npx tsc -b packages/models && npm run bench -w @dssd/models`
 // (root: `npm run bench:models`). Options: --threads N (ORT intra-op threads, default 1), --reps N (default 60).
 // Prints per-forward latency (median/p90 ms) of the default draft and target in Node for 1 token and γ+1 = 5 tokens
-// after a 128-token context and for a 128-token prefill, then the pair's acceptance on held-out text.
+// after a 128-token context and for a 128-token prefill, then the pair's acceptance on held-out text and on the
+// target's own samples (what the draft faces in use: DSSD's output is the target's sampling).
 // heldout.txt: excerpts of the 24 validation documents of the training corpus (Brown Corpus files the models never
 // saw in training; redistribution permitted by its README), one paragraph per document. Not a test.
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { argmax, expectedTokensPerRound, processLogits } from '@dssd/kernel';
+import { SessionRng, argmax, expectedTokensPerRound, processLogits, sampleFrom } from '@dssd/kernel';
 import type { SamplingParams } from '@dssd/kernel';
 import type { LanguageModel, ModelSession } from '../src/index.js';
 import { loadNodeModel } from '../src/node.js';
@@ -78,24 +79,66 @@ async function acceptance(target: ModelSession, draft: ModelSession, docs: numbe
     const P = await target.forward(ids);
     const Q = await draft.forward(ids);
     for (let i = 0; i < ids.length; i++) {
-      SETTINGS.forEach(([, params], k) => {
-        if (!params) {
-          sums[k] += argmax(P[i]) === argmax(Q[i]) ? 1 : 0;
-          return;
-        }
-        const p = processLogits(P[i], params);
-        const q = processLogits(Q[i], params);
-        let overlap = 0;
-        for (let v = 0; v < p.length; v++) overlap += Math.min(p[v], q[v]);
-        sums[k] += overlap;
-      });
+      SETTINGS.forEach(([, params], k) => (sums[k] += overlap(P[i], Q[i], params)));
     }
     positions += ids.length;
   }
   return { alphas: sums.map((s) => s / positions), positions };
 }
 
+/** Overlap of two processed distributions: Σ min(p, q) (greedy: 1 when the argmaxes agree). */
+function overlap(P: Float32Array, Q: Float32Array, params: SamplingParams | null): number {
+  if (!params) return argmax(P) === argmax(Q) ? 1 : 0;
+  const p = processLogits(P, params);
+  const q = processLogits(Q, params);
+  let o = 0;
+  for (let v = 0; v < p.length; v++) o += Math.min(p[v], q[v]);
+  return o;
+}
+
+/**
+ * α on the target's own continuations: each document's first PROMPT tokens, then GENERATED tokens sampled from
+ * the target under the setting itself (seeded, kernel sampler), α averaged over the generated positions. This is
+ * the acceptance a DSSD session sees, since its output is distributed as the target's sampling; corpus text is
+ * not what the draft is asked to predict in use.
+ */
+const PROMPT = 16;
+const GENERATED = 96;
+async function acceptanceOnSamples(target: ModelSession, draft: ModelSession, docs: number[][]) {
+  const rng = new SessionRng(7);
+  const alphas: number[] = [];
+  let positions = 0;
+  for (const [, params] of SETTINGS) {
+    let sum = 0;
+    positions = 0;
+    for (let d = 0; d < docs.length; d++) {
+      target.reset();
+      draft.reset();
+      const ids = docs[d].slice(0, PROMPT);
+      let P = await target.prefill(ids);
+      let Q = await draft.prefill(ids);
+      for (let n = 0; n < GENERATED; n++) {
+        sum += overlap(P, Q, params);
+        positions++;
+        const next = params ? sampleFrom(processLogits(P, params), rng.ar(d, n)) : argmax(P);
+        [P, Q] = [await target.decodeOne(next), await draft.decodeOne(next)];
+      }
+    }
+    alphas.push(sum / positions);
+  }
+  return { alphas, positions };
+}
+
 const fmt = (x: number) => x.toFixed(2).padStart(7);
+
+function printAlphas(alphas: number[]) {
+  console.log(`setting        |   alpha | E[tokens/round] for gamma = ${GAMMAS.join(', ')}`);
+  SETTINGS.forEach(([label], k) => {
+    const a = alphas[k];
+    const lens = GAMMAS.map((g) => expectedTokensPerRound(a, g).toFixed(2)).join('   ');
+    console.log(`${label.padEnd(14)} | ${a.toFixed(3).padStart(7)} | ${lens}`);
+  });
+}
 
 async function main() {
   const models: Record<string, LanguageModel> = {};
@@ -140,12 +183,15 @@ async function main() {
     `\nAcceptance on held-out text: ${docs.length} documents, ${positions} positions ` +
       `(${((performance.now() - t0) / 1000).toFixed(1)} s)`,
   );
-  console.log(`setting        |   alpha | E[tokens/round] for gamma = ${GAMMAS.join(', ')}`);
-  SETTINGS.forEach(([label], k) => {
-    const a = alphas[k];
-    const lens = GAMMAS.map((g) => expectedTokensPerRound(a, g).toFixed(2)).join('   ');
-    console.log(`${label.padEnd(14)} | ${a.toFixed(3).padStart(7)} | ${lens}`);
-  });
+  printAlphas(alphas);
+  const t1 = performance.now();
+  const onSamples = await acceptanceOnSamples(ts, ds, docs);
+  console.log(
+    `\nAcceptance on the target's own samples: ${docs.length} held-out prompts of ${PROMPT} tokens, ` +
+      `${GENERATED} tokens sampled from the target under each setting, ${onSamples.positions} positions per setting ` +
+      `(${((performance.now() - t1) / 1000).toFixed(1)} s)`,
+  );
+  printAlphas(onSamples.alphas);
   ts.dispose();
   ds.dispose();
   await draft.dispose();

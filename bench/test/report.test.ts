@@ -1,6 +1,6 @@
 import test from 'node:test';
 import assert from 'node:assert/strict';
-import { pairedRatioInterval } from '../src/report.js';
+import { luckAdjustedTokensPerSecond, pairedRatioInterval } from '../src/report.js';
 import type { Row } from '../src/rows.js';
 
 const row = (tokens: number[], wallMs: number[]) =>
@@ -34,4 +34,14 @@ test('paired ratio interval: brackets the ratio of totals and narrows as prompts
   assert.ok(l1 < small.ratio && small.ratio < h1, `${l1} < ${small.ratio} < ${h1}`);
   assert.ok(l2 < large.ratio && large.ratio < h2, `${l2} < ${large.ratio} < ${h2}`);
   assert.ok(h2 - l2 < (h1 - l1) / 2, `128 prompts (${h2 - l2}) vs 8 (${h1 - l1})`);
+});
+
+test('luck-adjusted tokens/s: expected tokens per round at each γ over the measured wall time', () => {
+  const A = [0.8, 0.6, 0.4, 0.2]; // P(first k accepted)
+  const r = { roundsByGamma: [0, 0, 3, 0, 2], wallMs: 500 } as unknown as Row;
+  // γ 2: 1 + 0.8 + 0.6 = 2.4 tokens per round; γ 4: 1 + 0.8 + 0.6 + 0.4 + 0.2 = 3.0.
+  const want = (1000 * (3 * 2.4 + 2 * 3.0)) / 500;
+  assert.ok(Math.abs(luckAdjustedTokensPerSecond(r, A)! - want) < 1e-9);
+  assert.equal(luckAdjustedTokensPerSecond(r, A.slice(0, 3)), null, 'A shorter than the longest draft');
+  assert.equal(luckAdjustedTokensPerSecond({ wallMs: 500 } as Row, A), null, 'no round counts');
 });

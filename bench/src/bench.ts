@@ -20,7 +20,7 @@ import {
   BURST_BYTES,
   LO_MTU,
 } from './kernel.js';
-import { writeReport } from './report.js';
+import { pooledAdaptiveReport, writeReport } from './report.js';
 
 const HELP = `npm run bench -- [options]
 
@@ -36,10 +36,14 @@ const HELP = `npm run bench -- [options]
   --settings LIST       only these settings (greedy, t1, topk10)
   --tokens N            new tokens per prompt (grid default)
   --prompts N           prompts per run (grid default)
+  --seed N              prompt i of every run samples with seed N + i (default 1000); another N is an
+                        independent replicate of the same grid
   --out FILE            results JSON (default bench/results/<date>[-quick][-kernel].json); an existing file
                         resumes
   --fresh               ignore rows already in the results file
   --report-only         rebuild the report and plots from the results file without running
+  --pool A.json,B.json  only the adaptive-γ comparison, pooled over results files of one grid run with
+                        different --seed (written next to the first, as <A>-pooled.md)
   --docs                also write docs/benchmarks.md and its plots from this run
   --kernel              only the kernel-shaped subset (ar, dsd-f32, dssd-auto, dssd-candidates at γ 4 on
                         rtt20-10M and rtt20-50M, temperature 1) over real WebRTC with kernel rate shaping in a
@@ -74,9 +78,11 @@ async function main(argv: string[]): Promise<void> {
       settings: { type: 'string' },
       tokens: { type: 'string' },
       prompts: { type: 'string' },
+      seed: { type: 'string' },
       out: { type: 'string' },
       fresh: { type: 'boolean' },
       'report-only': { type: 'boolean' },
+      pool: { type: 'string' },
       docs: { type: 'boolean' },
       kernel: { type: 'boolean' },
       'no-kernel': { type: 'boolean' },
@@ -85,6 +91,16 @@ async function main(argv: string[]): Promise<void> {
   });
   if (v.help) {
     process.stdout.write(HELP);
+    return;
+  }
+  if (v.pool) {
+    const files = list(v.pool)!.map((p) => ({
+      path: path.resolve(p),
+      results: JSON.parse(fs.readFileSync(p, 'utf8')) as ResultsFile,
+    }));
+    if (files.length < 2) throw new Error('--pool takes two or more results files');
+    const out = files[0].path.replace(/\.json$/, '-pooled.md');
+    process.stdout.write(pooledAdaptiveReport(files, out) + `\n  → ${path.relative(process.cwd(), out)}\n`);
     return;
   }
   if (v.quick && v.adaptive) throw new Error('--quick and --adaptive pick different grids; give one');
@@ -107,6 +123,9 @@ async function main(argv: string[]): Promise<void> {
   if (!(maxNewTokens >= 2) || !(nPrompts >= 1 && nPrompts <= PROMPTS.length)) {
     throw new Error(`--tokens must be >= 2 and --prompts in [1, ${PROMPTS.length}]`);
   }
+  const seedBase = v.seed ? Number(v.seed) : 1000;
+  if (!Number.isSafeInteger(seedBase) || seedBase < 0)
+    throw new Error('--seed must be a non-negative integer');
   const only = { profiles: list(v.profiles), methods: list(v.methods), settings: list(v.settings) };
   for (const p of only.profiles ?? []) if (!PROFILES[p]) throw new Error(`unknown profile ${p}`);
   for (const m of only.methods ?? []) if (!METHODS[m]) throw new Error(`unknown method ${m}`);
@@ -141,6 +160,7 @@ async function main(argv: string[]): Promise<void> {
         only.settings ||
         v.tokens ||
         v.prompts ||
+        v.seed ||
         targetMode !== 'both' ||
         v['no-kernel']
       ? `a subset of the ${grid.name} grid (${command})`
@@ -159,6 +179,7 @@ async function main(argv: string[]): Promise<void> {
     subset,
     maxNewTokens,
     prompts: PROMPTS.slice(0, nPrompts),
+    seed: seedBase,
     targets: targets.map((t) => (t ? { emulated: true, ...t } : { emulated: false })),
     node: process.version,
     cpus: `${os.cpus().length} × ${os.cpus()[0]?.model ?? 'unknown'}`,
@@ -240,7 +261,7 @@ async function main(argv: string[]): Promise<void> {
         targetMs: j.targetMs,
         prompts,
         maxNewTokens,
-        seed: 1000,
+        seed: seedBase,
       };
       let m;
       let counters;

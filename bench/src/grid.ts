@@ -172,6 +172,6 @@ export const PROMPTS = [
   'In the morning the farmers went to the market and',
   'He opened the door and saw',
   'The report of the committee was',
-  // The tests' prompts after these (the adaptive grid runs 16).
-  ...loadPrompts(14).slice(2),
+  // Then the tests' prompts (the adaptive grid runs 16; --prompts takes up to 64, numbered variants after 20).
+  ...loadPrompts(62).slice(2),
 ];

@@ -46,28 +46,7 @@ export interface Headlines {
     adaptive: Row;
     ratio: number;
     interval: [number, number] | null;
-    /** Luck-adjusted: the best fixed γ by adjusted tokens/s, and adaptive's adjusted ratio to it. */
-    adjusted: { best: Row; ratio: number } | null;
   }[];
-}
-
-/**
- * Luck-adjusted tokens/s: the run's measured wall time, with each round's tokens replaced by their expectation
- * at its γ under the acceptance per position pooled over every run of the setting (A[k−1] = P(the first k drafts
- * are accepted)). Runs of one setting share the pair and the prompts, but each γ samples different text, and
- * which text it happened to sample moves tokens/s by more than the γ choice does; this keeps the timing measured
- * and removes that luck. Null without the round counts or when A is shorter than the longest draft.
- */
-export function luckAdjustedTokensPerSecond(r: Row, A: number[]): number | null {
-  const h = r.roundsByGamma;
-  if (!h || !h.length || h.length - 1 > A.length || !(r.wallMs > 0)) return null;
-  let tokens = 0;
-  let expected = 1;
-  for (let g = 0; g < h.length; g++) {
-    if (g > 0) expected += A[g - 1];
-    tokens += h[g] * expected;
-  }
-  return (1000 * tokens) / r.wallMs;
 }
 
 /**
@@ -99,7 +78,6 @@ export function pairedRatioInterval(a: Row, b: Row, resamples = 2000): [number, 
 
 function adaptiveChecks(rows: Row[]): Headlines['adaptive'] {
   const out: Headlines['adaptive'] = [];
-  const pooled = acceptanceBySetting(rows, true);
   const groups = new Map<string, Row[]>();
   for (const r of rows) {
     const k = [r.profile, r.setting, r.target, r.shaping].join('|');
@@ -110,22 +88,12 @@ function adaptiveChecks(rows: Row[]): Headlines['adaptive'] {
     const ad = rs.find((r) => r.method === 'dssd-adaptive');
     if (fixed.length < SWEEP_GAMMAS.length || !ad) continue;
     const best = fixed.reduce((a, b) => (b.tokensPerSecond > a.tokensPerSecond ? b : a));
-    const A = pooled.get(ad.setting) ?? [];
-    const adj = (r: Row) => luckAdjustedTokensPerSecond(r, A);
-    const adAdj = adj(ad);
-    const fixedAdj = fixed.map((r) => ({ r, t: adj(r) }));
-    let adjusted: Headlines['adaptive'][number]['adjusted'] = null;
-    if (adAdj !== null && fixedAdj.every((x) => x.t !== null)) {
-      const b = fixedAdj.reduce((x, y) => (y.t! > x.t! ? y : x));
-      adjusted = { best: b.r, ratio: adAdj / b.t! };
-    }
     out.push({
       group: k,
       best,
       adaptive: ad,
       ratio: ad.tokensPerSecond / best.tokensPerSecond,
       interval: pairedRatioInterval(ad, best),
-      adjusted,
     });
   }
   return out;
@@ -182,21 +150,51 @@ function headlines(rows: Row[]): Headlines {
     );
   const ad = adaptiveChecks(rows);
   if (ad.length) {
-    const ok = ad.filter(withinFivePercent).length;
-    const adj = ad.filter((a) => a.adjusted).map((a) => a.adjusted!.ratio);
+    const ok = ad.filter((a) => a.ratio >= 0.95).length;
+    const withI = ad.filter((a) => a.interval);
+    const reach = withI.filter((a) => a.interval![1] >= 0.95).length;
     lines.push(
-      `adaptive γ: within 5% of the best fixed γ on ${ok} of ${ad.length} profile × setting × target cells` +
-        (adj.length
-          ? ` (luck-adjusted adaptive/best median ×${f(median(adj), 3)}, worst ×${f(Math.min(...adj), 3)}; as measured`
-          : ' (adaptive/best') +
-        ` median ×${f(median(ad.map((a) => a.ratio)), 3)}, worst ×${f(Math.min(...ad.map((a) => a.ratio)), 3)})`,
+      `adaptive γ: within 5% of the best fixed γ on ${ok} of ${ad.length} profile × setting × target cells ` +
+        `(adaptive/best median ×${f(median(ad.map((a) => a.ratio)), 3)}, worst ×${f(Math.min(...ad.map((a) => a.ratio)), 3)}` +
+        `${withI.length ? `; the 90% paired interval reaches 0.95 on ${reach} of ${withI.length}` : ''})`,
     );
   }
   return { lines, adaptive: ad };
 }
 
-/** Judged on the luck-adjusted ratio where the rows allow it, else on tokens/s as measured. */
-const withinFivePercent = (a: Headlines['adaptive'][number]) => (a.adjusted?.ratio ?? a.ratio) >= 0.95;
+/** The adaptive-γ table with the paragraph that says how to read it. */
+function adaptiveSection(ad: Headlines['adaptive']): string {
+  return [
+    'The best fixed γ is the fastest of the sweep as measured, so sampling noise favours it (the maximum of ' +
+      'four noisy figures). At temperature 1 and top-k each γ samples different text, and which text a run ' +
+      'happened to sample moves its tokens/s by more than the γ choice does; greedy text is the same at every ' +
+      'γ, so the greedy cells are the exact paired comparison. The interval resamples prompts, each run with ' +
+      'the same prompt and seed by every method (a paired bootstrap, 2,000 resamples; blank under 4 prompts).',
+    '',
+    table(
+      [
+        'target, profile, setting',
+        'best fixed γ',
+        'its tok/s',
+        'adaptive tok/s',
+        'adaptive / best',
+        '90% interval',
+        'mean γ chosen',
+        'within 5%',
+      ],
+      ad.map((a) => [
+        `${a.best.target} ${a.best.profile} ${a.best.setting}${a.best.shaping === SHAPING_KERNEL ? ' (kernel)' : ''}`,
+        a.best.gamma,
+        f(a.best.tokensPerSecond),
+        f(a.adaptive.tokensPerSecond),
+        f(a.ratio, 3),
+        a.interval ? `${f(a.interval[0], 3)}–${f(a.interval[1], 3)}` : '–',
+        f(a.adaptive.meanGamma, 2),
+        a.ratio >= 0.95 ? 'yes' : 'NO',
+      ]),
+    ),
+  ].join('\n');
+}
 
 /** The simulated row of the same cell as a kernel-shaped one. */
 function simulatedTwin(rows: Row[], k: Row): Row | undefined {
@@ -264,20 +262,14 @@ export function kernelComparison(rows: Row[], meta: Record<string, unknown>): st
 /**
  * P(the first k drafts are all accepted) per setting, pooled over the exact-codec dssd rows with the real CPU
  * target (emulated-target rows sample the same text again), each weighted by its rounds that drafted position k.
- * withAdaptive: the adaptive rows too (they test positions up to their bound).
  */
-function acceptanceBySetting(rows: Row[], withAdaptive = false): Map<SettingName, number[]> {
+function acceptanceBySetting(rows: Row[]): Map<SettingName, number[]> {
   const out = new Map<SettingName, number[]>();
   const drafted = (r: Row, k: number) =>
     r.roundsByGamma ? r.roundsByGamma.reduce((a, n, g) => a + (g > k ? n : 0), 0) : r.rounds;
   for (const s of Object.keys(SETTINGS) as SettingName[]) {
     const rs = rows.filter(
-      (r) =>
-        r.setting === s &&
-        r.mode === 'dssd' &&
-        (withAdaptive || !r.adaptive) &&
-        !r.lossy &&
-        r.target === 'cpu',
+      (r) => r.setting === s && r.mode === 'dssd' && !r.adaptive && !r.lossy && r.target === 'cpu',
     );
     if (!rs.length) continue;
     const g = Math.max(...rs.map((r) => r.acceptancePerPosition.length));
@@ -619,46 +611,8 @@ export function writeReport(results: Results, out: string, docs: boolean): strin
       '',
     );
   }
-  if (h.adaptive.length) {
-    md.push(
-      '### Adaptive γ against the best fixed γ',
-      '',
-      'As measured, the best fixed γ is the fastest of the sweep, so sampling noise favours it (the maximum of ' +
-        'four noisy figures), and at temperature 1 or top-k each γ samples different text whose luck moves ' +
-        'tokens/s by more than the γ choice does (greedy text is the same for every γ). The interval resamples ' +
-        'prompts, each run with the same prompt and seed by every method (a paired bootstrap, 2,000 resamples; ' +
-        'blank under 4 prompts). Luck-adjusted: each run keeps its measured wall time, and each of its rounds ' +
-        'counts the tokens expected at its γ under the acceptance per position pooled over all runs of the ' +
-        'setting; the best fixed γ is then re-chosen on that figure. A cell is within 5% when the luck-adjusted ' +
-        'ratio is at least 0.95 (the measured ratio where rows lack round counts).',
-      '',
-      table(
-        [
-          'target, profile, setting',
-          'best fixed γ',
-          'its tok/s',
-          'adaptive tok/s',
-          'adaptive / best',
-          '90% interval',
-          'luck-adjusted: best γ, adaptive / best',
-          'mean γ chosen',
-          'within 5%',
-        ],
-        h.adaptive.map((a) => [
-          `${a.best.target} ${a.best.profile} ${a.best.setting}${a.best.shaping === SHAPING_KERNEL ? ' (kernel)' : ''}`,
-          a.best.gamma,
-          f(a.best.tokensPerSecond),
-          f(a.adaptive.tokensPerSecond),
-          f(a.ratio, 3),
-          a.interval ? `${f(a.interval[0], 3)}–${f(a.interval[1], 3)}` : '–',
-          a.adjusted ? `γ ${a.adjusted.best.gamma}: ${f(a.adjusted.ratio, 3)}` : '–',
-          f(a.adaptive.meanGamma, 2),
-          withinFivePercent(a) ? 'yes' : 'NO',
-        ]),
-      ),
-      '',
-    );
-  }
+  if (h.adaptive.length)
+    md.push('### Adaptive γ against the best fixed γ', '', adaptiveSection(h.adaptive), '');
 
   const acc = acceptanceBySetting(rows);
   if (acc.size) {
@@ -785,4 +739,61 @@ function writeDocs(
   }
   void meta;
   fs.writeFileSync(file, [intro.trimEnd(), '', marker, '', ...md, '### Plots', '', ...links, ''].join('\n'));
+}
+
+/**
+ * One cell's rows from independent replicates (other seeds), pooled for the adaptive comparison: totals summed,
+ * per-prompt figures concatenated in file order (so unit i is the same prompt and seed in every row of the cell,
+ * and the paired bootstrap still pairs), γ histogram summed. Only the fields that comparison reads are pooled.
+ */
+function poolRows(rs: Row[]): Row {
+  const sum = (f: (r: Row) => number) => rs.reduce((a, r) => a + f(r), 0);
+  const cat = (f: (r: Row) => number[] | undefined) =>
+    rs.every((r) => f(r)) ? rs.flatMap((r) => f(r)!) : undefined;
+  const rounds = sum((r) => r.rounds);
+  const roundsByGamma: number[] = [];
+  for (const r of rs)
+    (r.roundsByGamma ?? []).forEach((n, g) => (roundsByGamma[g] = (roundsByGamma[g] ?? 0) + n));
+  const generatedTokens = sum((r) => r.generatedTokens);
+  const wallMs = sum((r) => r.wallMs);
+  return {
+    ...rs[0],
+    prompts: sum((r) => r.prompts),
+    generatedTokens,
+    wallMs,
+    tokensPerSecond: (1000 * generatedTokens) / wallMs,
+    perPromptTokensPerSecond: rs.flatMap((r) => r.perPromptTokensPerSecond),
+    perPromptTokens: cat((r) => r.perPromptTokens),
+    perPromptWallMs: cat((r) => r.perPromptWallMs),
+    rounds,
+    roundsByGamma: Array.from(roundsByGamma, (n) => n ?? 0),
+    meanGamma: sum((r) => r.meanGamma * r.rounds) / Math.max(1, rounds),
+  };
+}
+
+/** The adaptive comparison over several results files of the same grid run with different seeds, pooled. */
+export function pooledAdaptiveReport(files: { path: string; results: Results }[], out: string): string {
+  const byKey = new Map<string, Row[]>();
+  for (const { results } of files)
+    for (const r of results.rows) byKey.set(r.key, [...(byKey.get(r.key) ?? []), r]);
+  const pooled = [...byKey.values()].filter((rs) => rs.length === files.length).map(poolRows);
+  const ad = adaptiveChecks(pooled);
+  const h = headlines(pooled).lines.filter((l) => l.startsWith('adaptive γ'));
+  const md = [
+    '# Adaptive γ, pooled over independent replicates',
+    '',
+    ...files.map(
+      ({ path: p, results: { meta } }) =>
+        `- \`${path.relative(REPO_ROOT, p)}\`: \`${meta.command}\` (${Array.isArray(meta.prompts) ? meta.prompts.length : '?'} prompts × ${meta.maxNewTokens} tokens, seeds from ${meta.seed ?? 1000})`,
+    ),
+    '',
+    'Cells present in every file; each run of a cell contributes its prompts, in file order.',
+    '',
+    ...h.map((l) => `- ${l}`),
+    '',
+    ad.length ? adaptiveSection(ad) : '_No cell has the whole γ sweep and an adaptive run in every file._',
+    '',
+  ].join('\n');
+  fs.writeFileSync(out, md);
+  return md;
 }

@@ -40,7 +40,7 @@ export interface Row {
   /** Per-prompt tokens and wall time, for paired intervals (absent in rows from before they were kept). */
   perPromptTokens?: number[];
   perPromptWallMs?: number[];
-  /** roundsByGamma[γ]: rounds that drafted γ tokens (absent in older rows). */
+  /** roundsByGamma[γ]: rounds that drafted γ tokens, the adaptive controller's choices (absent in older rows). */
   roundsByGamma?: number[];
   /** tokens/s over the ar row of the same profile, setting, target and shaping in this results file. */
   speedupVsAr: number | null;

@@ -1,6 +1,6 @@
 import test from 'node:test';
 import assert from 'node:assert/strict';
-import { luckAdjustedTokensPerSecond, pairedRatioInterval } from '../src/report.js';
+import { pairedRatioInterval } from '../src/report.js';
 import type { Row } from '../src/rows.js';
 
 const row = (tokens: number[], wallMs: number[]) =>
@@ -36,12 +36,62 @@ test('paired ratio interval: brackets the ratio of totals and narrows as prompts
   assert.ok(h2 - l2 < (h1 - l1) / 2, `128 prompts (${h2 - l2}) vs 8 (${h1 - l1})`);
 });
 
-test('luck-adjusted tokens/s: expected tokens per round at each γ over the measured wall time', () => {
-  const A = [0.8, 0.6, 0.4, 0.2]; // P(first k accepted)
-  const r = { roundsByGamma: [0, 0, 3, 0, 2], wallMs: 500 } as unknown as Row;
-  // γ 2: 1 + 0.8 + 0.6 = 2.4 tokens per round; γ 4: 1 + 0.8 + 0.6 + 0.4 + 0.2 = 3.0.
-  const want = (1000 * (3 * 2.4 + 2 * 3.0)) / 500;
-  assert.ok(Math.abs(luckAdjustedTokensPerSecond(r, A)! - want) < 1e-9);
-  assert.equal(luckAdjustedTokensPerSecond(r, A.slice(0, 3)), null, 'A shorter than the longest draft');
-  assert.equal(luckAdjustedTokensPerSecond({ wallMs: 500 } as Row, A), null, 'no round counts');
+test('pooling replicates: per-prompt figures concatenate, the ratio is of pooled totals', async () => {
+  const { pooledAdaptiveReport } = await import('../src/report.js');
+  const { SHAPING_SIMULATED } = await import('../src/rows.js');
+  const fs = await import('node:fs');
+  const os = await import('node:os');
+  const path = await import('node:path');
+  const mk = (method: string, gamma: number, wall: number[]) =>
+    ({
+      key: `${method}|${gamma}|rtt20-50M|t1|cpu|${SHAPING_SIMULATED}|128`,
+      method,
+      mode: 'dssd',
+      adaptive: method === 'dssd-adaptive',
+      lossy: false,
+      gamma,
+      profile: 'rtt20-50M',
+      setting: 't1',
+      target: 'cpu',
+      targetMs: null,
+      shaping: SHAPING_SIMULATED,
+      prompts: wall.length,
+      generatedTokens: 100 * wall.length,
+      wallMs: wall.reduce((a, b) => a + b, 0),
+      tokensPerSecond: (1000 * 100 * wall.length) / wall.reduce((a, b) => a + b, 0),
+      perPromptTokensPerSecond: wall.map((w) => (1000 * 100) / w),
+      perPromptTokens: wall.map(() => 100),
+      perPromptWallMs: wall,
+      rounds: 10 * wall.length,
+      roundsByGamma: [],
+      meanGamma: gamma,
+      acceptancePerPosition: [],
+      speedupVsAr: null,
+      predictedTokensPerSecond: 0,
+    }) as unknown as Row;
+  // Replicate 1 favours γ 8 over adaptive, replicate 2 the other way round; pooled they tie.
+  const rep = (w8: number[], wa: number[]) => ({
+    meta: { command: 'test', prompts: [1, 2, 3, 4], maxNewTokens: 100 },
+    rows: [
+      mk('dssd-auto', 2, [3000, 3000, 3000, 3000]),
+      mk('dssd-auto', 4, [2000, 2000, 2000, 2000]),
+      mk('dssd-auto', 6, [1500, 1500, 1500, 1500]),
+      mk('dssd-auto', 8, w8),
+      mk('dssd-adaptive', 8, wa),
+    ],
+  });
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pool-'));
+  const md = pooledAdaptiveReport(
+    [
+      { path: path.join(dir, 'a.json'), results: rep([1000, 1000, 1000, 1000], [1100, 1100, 1100, 1100]) },
+      { path: path.join(dir, 'b.json'), results: rep([1100, 1100, 1100, 1100], [1000, 1000, 1000, 1000]) },
+    ],
+    path.join(dir, 'a-pooled.md'),
+  );
+  const line = md.split('\n').find((l) => l.startsWith('| cpu rtt20-50M t1'));
+  assert.ok(line, md);
+  const cells = line.split('|').map((c) => c.trim());
+  assert.equal(cells[2], '8'); // best fixed γ
+  assert.equal(cells[5], '1.000'); // pooled adaptive / best
+  assert.equal(fs.readFileSync(path.join(dir, 'a-pooled.md'), 'utf8'), md);
 });

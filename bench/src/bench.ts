@@ -25,8 +25,9 @@ import { pooledAdaptiveReport, writeReport } from './report.js';
 const HELP = `npm run bench -- [options]
 
   --quick               the quick grid (under 5 minutes on 2 cores)
-  --adaptive            the adaptive-γ check (${GRIDS.adaptive.description.replace(/^the adaptive-γ check: /, '')};
-                        about 30 minutes)
+  --adaptive            the adaptive-γ check: ar, the dssd-auto γ sweep and adaptive γ on rtt20-50M and
+                        mobile-10/50, greedy / t1 / top-k 10, both target modes, 16 prompts × 128 tokens per
+                        run (about 35 minutes)
   --target-ms A,B       emulated target cost: pad each target pass to A + B·tokens ms (default 25,0.5: a 7B
                         model on an edge GPU); labelled as emulation. The grid runs with the real CPU target and
                         with the emulation unless --target cpu|emulated picks one
@@ -38,8 +39,8 @@ const HELP = `npm run bench -- [options]
   --prompts N           prompts per run (grid default)
   --seed N              prompt i of every run samples with seed N + i (default 1000); another N is an
                         independent replicate of the same grid
-  --out FILE            results JSON (default bench/results/<date>[-quick][-kernel].json); an existing file
-                        resumes
+  --out FILE            results JSON (default bench/results/<date>[-quick|-adaptive][-kernel].json); an
+                        existing file resumes
   --fresh               ignore rows already in the results file
   --report-only         rebuild the report and plots from the results file without running
   --pool A.json,B.json  only the adaptive-γ comparison, pooled over results files of one grid run with

@@ -13,6 +13,7 @@ import {
   EdgeSession,
   FrameTransport,
   memoryChannelPair,
+  prng,
   type LmSession,
   type ModelIdentity,
 } from '@dssd/protocol';
@@ -67,18 +68,6 @@ export function hashGreedy(V: number, prompt: number[], n: number): number[] {
     p.push(t);
   }
   return out;
-}
-
-/** mulberry32. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** Builds valid frames of every kind for a session (ids < V, q in (0, 1]) to mutate. */

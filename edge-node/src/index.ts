@@ -6,5 +6,4 @@ export { fidelityTest, ksPValue, ksUniform, chiSquarePValue, gammaQ } from './fi
 export { runFidelity, main, parseIceServers } from './cli.js';
 export { Logger } from './log.js';
 export { EdgeMetrics } from './metrics.js';
-export { prng } from './fuzz.js';
 export { loadPrompts } from './load.js';

@@ -32,8 +32,8 @@ export interface FaultPlan {
   skip?: number;
 }
 
-/** mulberry32: tiny, seedable, good enough to choose faults. */
-function prng(seed: number): () => number {
+/** mulberry32: tiny, seedable, good enough to choose faults, fuzz inputs and bootstrap resamples. */
+export function prng(seed: number): () => number {
   let a = seed >>> 0;
   return () => {
     a = (a + 0x6d2b79f5) >>> 0;

@@ -29,7 +29,7 @@ export type {
   HeldSession,
   ResumeLookup,
 } from './edge.js';
-export { FaultyChannel, FAULT_KINDS } from './faults.js';
+export { FaultyChannel, FAULT_KINDS, prng } from './faults.js';
 export type { FaultKind, FaultPlan } from './faults.js';
 export { DeviceSession, completeSettings, emptyTurnStats } from './device.js';
 export type {

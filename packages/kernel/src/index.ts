@@ -27,10 +27,19 @@ export {
   sampleResidual,
   scanAcceptance,
   totalVariation,
-  verifyDsd,
-  verifyDssd,
 } from './verify.js';
-export type { CandidateDraws, CandidateResolution, DsdRound, EdgeRound, ScanResult } from './verify.js';
+export type { CandidateDraws, CandidateResolution, ScanResult } from './verify.js';
+export {
+  EXACT_RULES,
+  drawRejectionCandidates,
+  resampleRejected,
+  resolveRejectionCandidates,
+  verifyDsd,
+  verifyDsdRound,
+  verifyDssd,
+  verifyDssdRound,
+} from './round.js';
+export type { DsdRoundInput, DsdVerdict, DssdRoundInput, DssdVerdict, RoundRules, Rows } from './round.js';
 export { SpecStats } from './stats.js';
 export type { RoundOutcome, SpecStatsJSON } from './stats.js';
 export {

@@ -10,7 +10,6 @@
  */
 import { KernelError, KernelErrorCode } from './errors.js';
 import { assertUniform, sampleFrom } from './sampling.js';
-import type { RoundRng } from './rng.js';
 
 function checkQ(q: number, position: number): void {
   if (typeof q !== 'number' || !(q > 0 && q <= 1)) {
@@ -315,80 +314,4 @@ export function chooseCandidateCount(estimatedTv: number, target = 1e-3, min = 3
   while (k > min && (1 - estimatedTv) ** (k - 1) <= target) k--;
   while (k < max && (1 - estimatedTv) ** k > target) k++;
   return Math.min(k, max);
-}
-
-// --------------------------------------------------------------------------------------------------------------
-// Whole-round helpers
-// --------------------------------------------------------------------------------------------------------------
-
-/** DSSD edge decision for one round. */
-export interface EdgeRound extends ScanResult {
-  /** The bonus token when all γ drafts were accepted, else null (the device samples the residual). */
-  bonus: number | null;
-}
-
-/**
- * DSSD edge side: scan with p_i = P_i(x_i) and the uplinked q_i, then draw the bonus if everything was accepted.
- * P has γ+1 rows (P_1..P_{γ+1}).
- */
-export function verifyDssd(
-  P: ArrayLike<ArrayLike<number>>,
-  drafts: ArrayLike<number>,
-  q: ArrayLike<number>,
-  rng: RoundRng,
-): EdgeRound {
-  const gamma = drafts.length;
-  checkRows(P, gamma + 1, 'P');
-  checkSameLength(drafts, q, 'verifyDssd drafts/q');
-  const p = new Float64Array(gamma);
-  for (let i = 0; i < gamma; i++) {
-    checkToken(drafts[i], P[i].length, `draft ${i + 1}`);
-    p[i] = P[i][drafts[i]];
-  }
-  const scan = scanAcceptance(p, q, rng.acceptUniforms(gamma));
-  const bonus = scan.rejectedAt === null ? sampleBonus(P[gamma], rng.bonus(gamma)) : null;
-  return { ...scan, bonus };
-}
-
-/** DSD decision: the edge holds every Q_i and returns the resampled or bonus token itself. */
-export interface DsdRound extends ScanResult {
-  /** Resampled token at rejectedAt, or the bonus token when rejectedAt is null. */
-  token: number;
-}
-
-/**
- * DSD baseline (edge side with the full Q's): the same scan, residual and bonus functions with the same uniforms
- * as DSSD, so for a given seed DSD and DSSD emit identical tokens. P has γ+1 rows, Q has γ rows.
- */
-export function verifyDsd(
-  P: ArrayLike<ArrayLike<number>>,
-  Q: ArrayLike<ArrayLike<number>>,
-  drafts: ArrayLike<number>,
-  rng: RoundRng,
-): DsdRound {
-  const gamma = drafts.length;
-  checkRows(P, gamma + 1, 'P');
-  checkRows(Q, gamma, 'Q');
-  const p = new Float64Array(gamma);
-  const q = new Float64Array(gamma);
-  for (let i = 0; i < gamma; i++) {
-    checkToken(drafts[i], Q[i].length, `draft ${i + 1}`);
-    p[i] = P[i][drafts[i]];
-    q[i] = Q[i][drafts[i]];
-  }
-  const scan = scanAcceptance(p, q, rng.acceptUniforms(gamma));
-  const token =
-    scan.rejectedAt === null
-      ? sampleBonus(P[gamma], rng.bonus(gamma))
-      : sampleResidual(P[scan.rejectedAt - 1], Q[scan.rejectedAt - 1], rng.residual(scan.rejectedAt));
-  return { ...scan, token };
-}
-
-function checkRows(rows: ArrayLike<ArrayLike<number>>, expected: number, what: string): void {
-  if (rows.length !== expected) {
-    throw new KernelError(
-      KernelErrorCode.LengthMismatch,
-      `${what} needs ${expected} rows, got ${rows.length}`,
-    );
-  }
 }

@@ -94,7 +94,7 @@ async function slowEdge(ms) {
     port: 0,
     log: new Logger('silent'),
     model: edge.model,
-    targetDelayMs: { a: ms, b: 0 },
+    targetCost: { a: ms, b: 0 },
   });
 }
 

@@ -8,9 +8,11 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadNodeModel } from '@dssd/models/node';
-import { DEFAULT_DRAFT_DIR, DEFAULT_TARGET_DIR, REPO_ROOT } from '@dssd/edge-node';
+import { DEFAULT_MODEL_DIRS } from '@dssd/models/node';
+import { identityOf, parseTargetCost } from '@dssd/protocol';
+import { REPO_ROOT } from './paths.js';
 import { EMULATED_7B, GRIDS, KERNEL_CELLS, PROFILES, PROMPTS, type Grid, type GridCell } from './grid.js';
-import { METHODS, SETTINGS, runSpec, identityOf, type Models, type SettingName } from './run.js';
+import { METHODS, SETTINGS, runSpec, type Models, type SettingName } from './run.js';
 import { fillSpeedups, makeRow, rowKey, SHAPING_KERNEL, SHAPING_SIMULATED, type Row } from './rows.js';
 import {
   DEVICE_PORTS,
@@ -106,14 +108,7 @@ async function main(argv: string[]): Promise<void> {
   }
   if (v.quick && v.adaptive) throw new Error('--quick and --adaptive pick different grids; give one');
   const grid: Grid = v.quick ? GRIDS.quick : v.adaptive ? GRIDS.adaptive : GRIDS.default;
-  let emu = EMULATED_7B;
-  if (v['target-ms']) {
-    const [a, b] = v['target-ms'].split(',').map(Number);
-    if (!Number.isFinite(a) || a < 0 || !Number.isFinite(b ?? 0) || (b ?? 0) < 0) {
-      throw new Error('--target-ms takes A,B: milliseconds per pass and per scored token');
-    }
-    emu = { a, b: b ?? 0 };
-  }
+  const emu = v['target-ms'] ? parseTargetCost(v['target-ms']) : EMULATED_7B;
   const targetMode = v.target ?? 'both';
   if (!['cpu', 'emulated', 'both'].includes(targetMode)) throw new Error('--target is cpu, emulated or both');
   const targets = grid.targets
@@ -197,8 +192,8 @@ async function main(argv: string[]): Promise<void> {
   );
   const t0 = Date.now();
   const models: Models = {
-    target: await loadNodeModel(DEFAULT_TARGET_DIR),
-    draft: await loadNodeModel(DEFAULT_DRAFT_DIR),
+    target: await loadNodeModel(DEFAULT_MODEL_DIRS.target),
+    draft: await loadNodeModel(DEFAULT_MODEL_DIRS.draft),
   };
   const V = models.target.config.vocabSize;
   const prompts = PROMPTS.slice(0, nPrompts).map((p) => models.target.tokenizer.encode(p));

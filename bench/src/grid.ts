@@ -4,7 +4,8 @@
  * every method at its headline γ on the paper's link grid, the γ sweep on two profiles, the mobile profiles.
  */
 import type { LinkProfile } from './shaper.js';
-import { loadPrompts } from '@dssd/edge-node';
+import { defaultPrompts } from '@dssd/models/node';
+import { GAMMA, TARGET_COST_PRESETS } from '@dssd/protocol';
 import { METHODS, type SettingName } from './run.js';
 
 const sym = (rtt: number, mbps: number): LinkProfile => ({
@@ -28,12 +29,13 @@ export const PROFILES: Record<string, LinkProfile> = Object.fromEntries(
   [...PAPER_GRID, ...MOBILE].map((p) => [p.name, p]),
 );
 
-export const HEADLINE_GAMMA = 4;
+export const HEADLINE_GAMMA = GAMMA.default;
 export const SWEEP_GAMMAS = [2, 4, 6, 8];
 /** The adaptive controller may pick any γ up to this bound. */
-export const ADAPTIVE_MAX_GAMMA = 8;
+export const ADAPTIVE_MAX_GAMMA = GAMMA.auto;
 /** The 7B-on-an-edge-GPU emulation: ≈25 ms + 0.5 ms per scored token. */
-export const EMULATED_7B = { a: 25, b: 0.5 };
+/** EMULATION of a 7B target on an A10-class edge GPU (the settings home's edge-7b preset). */
+export const EMULATED_7B = TARGET_COST_PRESETS['edge-7b'];
 
 export interface GridCell {
   method: string;
@@ -173,5 +175,5 @@ export const PROMPTS = [
   'He opened the door and saw',
   'The report of the committee was',
   // Then the tests' prompts (the adaptive grid runs 16; --prompts takes up to 64, numbered variants after 20).
-  ...loadPrompts(62).slice(2),
+  ...defaultPrompts(62).slice(2),
 ];

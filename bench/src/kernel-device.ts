@@ -5,17 +5,13 @@
  * channel goes through the transport shaper's delay line (rate left to the kernel). Reads one JSON job per
  * line on stdin (one prompt each, a fresh session) and prints {id, stats} or {id, error} per job.
  */
-import { createRequire } from 'node:module';
 import readline from 'node:readline';
-import WebSocket from 'ws';
-import { loadNodeModel } from '@dssd/models/node';
-import { DEFAULT_DRAFT_DIR } from '@dssd/edge-node';
-import { DeviceSession, FrameTransport, connectEdge, type WrtcLike } from '@dssd/protocol';
+import { DEFAULT_MODEL_DIRS, loadNodeModel } from '@dssd/models/node';
+import { connectNodeDevice, nodeWrtc } from '@dssd/edge-node';
+import { gammaFor, type WrtcLike } from '@dssd/protocol';
 import { LinkDirection, delayChannel } from './shaper.js';
-import { SETTINGS, identityOf, type MethodSpec, type SettingName } from './run.js';
+import { SETTINGS, type MethodSpec, type SettingName } from './run.js';
 import { DEVICE_PORTS } from './kernel.js';
-
-const require = createRequire(import.meta.url);
 
 export interface DeviceJob {
   id: number;
@@ -33,7 +29,7 @@ const emit = (o: unknown) => process.stdout.write(JSON.stringify(o) + '\n');
 
 /** @roamhq/wrtc with every peer connection's ICE ports pinned to DEVICE_PORTS (its non-standard portRange). */
 function pinnedWrtc(): WrtcLike {
-  const wrtc = require('@roamhq/wrtc') as WrtcLike & { RTCPeerConnection: new (c?: object) => object };
+  const wrtc = nodeWrtc() as WrtcLike & { RTCPeerConnection: new (c?: object) => object };
   const Base = wrtc.RTCPeerConnection;
   class Pinned extends Base {
     constructor(config?: object) {
@@ -44,48 +40,37 @@ function pinnedWrtc(): WrtcLike {
 }
 
 async function main(): Promise<void> {
-  const draft = await loadNodeModel(DEFAULT_DRAFT_DIR);
+  const draft = await loadNodeModel(DEFAULT_MODEL_DIRS.draft);
   const wrtc = pinnedWrtc();
   emit({ ready: true });
   const run = async (job: DeviceJob) => {
-    const { channel } = await connectEdge({
-      url: job.url,
-      WebSocket: WebSocket as never,
-      wrtc,
-      timeoutMs: 15_000,
-    });
     const half = job.rttMs / 2;
-    const shaped = delayChannel(
-      channel,
-      new LinkDirection({ delayMs: half, rateBps: Infinity }),
-      new LinkDirection({ delayMs: half, rateBps: Infinity }),
-    );
-    const transport = new FrameTransport(shaped);
     const m = job.method;
-    const drafter = m.mode === 'ar' ? undefined : draft.createSession();
-    let session: DeviceSession | null = null;
+    const dev = await connectNodeDevice({
+      edge: job.url,
+      draft,
+      wrtc,
+      timeoutMs: 60_000,
+      wrap: (channel) =>
+        delayChannel(
+          channel,
+          new LinkDirection({ delayMs: half, rateBps: Infinity }),
+          new LinkDirection({ delayMs: half, rateBps: Infinity }),
+        ),
+      settings: {
+        mode: m.mode,
+        gamma: gammaFor(m.mode, job.gamma),
+        codec: m.codec ?? 'auto',
+        dsdPrecision: m.dsdPrecision ?? 'f32',
+        sampling: SETTINGS[job.setting].sampling,
+        seed: job.seed,
+      },
+      adaptiveGamma: m.adaptive ?? false,
+    });
     try {
-      session = await DeviceSession.open({
-        transport,
-        model: identityOf(draft),
-        drafter,
-        settings: {
-          mode: m.mode,
-          gamma: m.mode === 'ar' ? 0 : job.gamma,
-          codec: m.codec ?? 'auto',
-          dsdPrecision: m.dsdPrecision ?? 'f32',
-          sampling: SETTINGS[job.setting].sampling,
-          seed: job.seed,
-        },
-        adaptiveGamma: m.adaptive ?? false,
-        timeoutMs: 60_000,
-      });
-      const r = await session.generate(job.prompt, { maxNewTokens: job.maxNewTokens });
-      return r.stats;
+      return (await dev.session.generate(job.prompt, { maxNewTokens: job.maxNewTokens })).stats;
     } finally {
-      session?.close();
-      transport.close();
-      drafter?.dispose();
+      dev.close();
     }
   };
   // Jobs run one at a time, in order.

@@ -7,21 +7,17 @@
  * Usage: node kernel-edge.js [A,B]   (A,B: pad each target pass to A + B·tokens ms, an emulation)
  */
 import { EdgeNode, Logger } from '@dssd/edge-node';
+import { parseTargetCost } from '@dssd/protocol';
 
 const emit = (o: unknown) => process.stdout.write(JSON.stringify(o) + '\n');
 
 async function main(): Promise<void> {
   const arg = process.argv[2];
-  let targetDelayMs: { a: number; b: number } | undefined;
-  if (arg) {
-    const [a, b] = arg.split(',').map(Number);
-    targetDelayMs = { a, b: b ?? 0 };
-  }
   const node = await EdgeNode.start({
     port: 0,
     host: '127.0.0.1',
     log: new Logger('warn'),
-    ...(targetDelayMs ? { targetDelayMs } : {}),
+    targetCost: arg ? parseTargetCost(arg) : undefined,
   });
   // Observe the node's own hooks rather than change it: each new session, then each pass it times.
   const set = node.sessions.set.bind(node.sessions);

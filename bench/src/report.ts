@@ -1,8 +1,8 @@
 /** The Markdown report, the SVG plots and the printed summary, all from the results rows. */
 import fs from 'node:fs';
 import path from 'node:path';
-import { REPO_ROOT } from '@dssd/edge-node';
-import { prng } from '@dssd/protocol';
+import { REPO_ROOT } from './paths.js';
+import { prng } from '@dssd/protocol/testing';
 import { barChart, lineChart } from './svg.js';
 import { SHAPING_KERNEL, SHAPING_SIMULATED, type Row } from './rows.js';
 import { HARDWARE_PAIRS, projectTokensPerSecond, type ProjectionCodec } from './model.js';

@@ -7,13 +7,16 @@
 import { SpecStats, type SamplingParams } from '@dssd/kernel';
 import type { LanguageModel, ModelSession } from '@dssd/models';
 import {
-  DeviceSession,
   EdgeSession,
   FrameTransport,
+  gammaFor,
+  identityOf,
+  openDevice,
+  type DeviceSession,
   type DownlinkCodec,
-  type ModelIdentity,
   type Mode,
   type RawChannel,
+  type TargetCost,
   type TurnStats,
 } from '@dssd/protocol';
 import { shapedChannelPair, type LinkProfile } from './shaper.js';
@@ -71,7 +74,7 @@ export interface RunSpec {
   profile: LinkProfile;
   setting: SettingName;
   /** Emulated target cost: each forward padded to a + b·tokens ms (null: the real CPU target). */
-  targetMs: { a: number; b: number } | null;
+  targetMs: TargetCost | null;
   prompts: number[][];
   maxNewTokens: number;
   seed: number;
@@ -105,17 +108,6 @@ export interface Measurement {
   perPromptWallMs: number[];
 }
 
-export function identityOf(m: LanguageModel): ModelIdentity {
-  const c = m.config;
-  return {
-    tokenizerHash: m.tokenizerHash,
-    vocabSize: c.vocabSize,
-    maxContext: c.maxContext,
-    eosTokenId: c.eosTokenId,
-    name: c.name,
-  };
-}
-
 function median(xs: number[]): number {
   if (!xs.length) return 0;
   const s = [...xs].sort((a, b) => a - b);
@@ -132,7 +124,6 @@ async function runPrompt(
   channels: ChannelFactory,
 ): Promise<PromptResult> {
   const ch = await channels(spec.profile, seed);
-  const deviceT = new FrameTransport(ch.device);
   const edgeT = new FrameTransport(ch.edge);
   let target: ModelSession | null = null;
   const passMs: number[] = [];
@@ -141,7 +132,7 @@ async function runPrompt(
     model: identityOf(models.target),
     createTarget: () => (target = models.target.createSession()),
     secretSeed: seed,
-    ...(spec.targetMs ? { targetDelayMs: spec.targetMs } : {}),
+    ...(spec.targetMs ? { targetCost: spec.targetMs } : {}),
     send: (f) => edgeT.send(f),
     onVerify: (ms) => passMs.push(ms),
   });
@@ -151,13 +142,13 @@ async function runPrompt(
   const sampling = SETTINGS[spec.setting].sampling;
   let device: DeviceSession | null = null;
   try {
-    device = await DeviceSession.open({
-      transport: deviceT,
+    device = await openDevice({
+      channel: async () => ch.device,
       model: identityOf(models.draft),
       drafter,
       settings: {
         mode: m.mode,
-        gamma: m.mode === 'ar' ? 0 : spec.gamma,
+        gamma: gammaFor(m.mode, spec.gamma),
         codec: m.codec ?? 'auto',
         dsdPrecision: m.dsdPrecision ?? 'f32',
         sampling,
@@ -173,7 +164,6 @@ async function runPrompt(
   } finally {
     device?.close();
     edge.close();
-    deviceT.close();
     ch.close?.();
     drafter?.dispose();
     (target as ModelSession | null)?.dispose();

@@ -5,7 +5,7 @@
  * optional packet loss whose retransmission costs one extra RTT/2 plus the packet's serialization, as an SCTP
  * retransmission would. The scheduling math is pure (LinkDirection) so tests can check it without timers.
  */
-import { prng } from '@dssd/protocol';
+import { prng } from '@dssd/protocol/testing';
 import { memoryChannelPair, type RawChannel } from '@dssd/protocol';
 
 /** A named link: the paper's symmetric grid and asymmetric mobile profiles. */

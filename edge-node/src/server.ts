@@ -7,19 +7,23 @@ import http from 'node:http';
 import https from 'node:https';
 import path from 'node:path';
 import { createRequire } from 'node:module';
-import { fileURLToPath } from 'node:url';
 import { randomInt } from 'node:crypto';
 import { WebSocketServer } from 'ws';
-import { processLogits, validateSamplingParams, type SamplingParams } from '@dssd/kernel';
-import { loadNodeModel } from '@dssd/models/node';
+import { processLogits, validateSamplingParams, type RoundRules, type SamplingParams } from '@dssd/kernel';
+import { DEFAULT_MODEL_DIRS, loadNodeModel } from '@dssd/models/node';
 import type { LanguageModel, ModelSession } from '@dssd/models';
 import {
+  EDGE_NODE_DEFAULTS,
   EdgeSession,
   FrameTransport,
   ProtocolError,
   ProtocolErrorCode,
   SessionTable,
+  DEFAULT_EDGE_LIMITS,
+  DEVICE_TIMEOUTS,
+  identityOf,
   type EdgeLimits,
+  type TargetCost,
 } from '@dssd/protocol';
 import { acceptPeer } from './signaling.js';
 import { AccessPolicy, issueJoinToken, type AccessConfig } from './access.js';
@@ -27,12 +31,8 @@ import { EdgeMetrics } from './metrics.js';
 import { Logger } from './log.js';
 
 const require = createRequire(import.meta.url);
-const here = path.dirname(fileURLToPath(import.meta.url));
-/** Repository root (edge-node/dist/src → ../../..). */
-export const REPO_ROOT = path.resolve(here, '../../..');
-export const DEFAULT_TARGET_DIR = path.join(REPO_ROOT, 'models/default/target');
-export const DEFAULT_DRAFT_DIR = path.join(REPO_ROOT, 'models/default/draft');
-export const DEFAULT_WEB_ROOT = path.join(REPO_ROOT, 'web/dist');
+/** The web app's build output, from the @dssd/web package. */
+export const DEFAULT_WEB_ROOT = path.join(path.dirname(require.resolve('@dssd/web/package.json')), 'dist');
 
 export interface EdgeNodeOptions {
   modelDir?: string;
@@ -58,9 +58,10 @@ export interface EdgeNodeOptions {
   iceServers?: RTCIceServer[];
   tls?: { cert: string; key: string };
   log?: Logger;
-  /** Pads each target forward pass to a + b·tokens ms (benchmarks; labelled as emulation). */
-  targetDelayMs?: { a: number; b: number };
-  plantedBug?: 'inverted-ratio';
+  /** Pads each target forward pass to a + b·tokens ms (benchmarks; labelled as EMULATION). */
+  targetCost?: TargetCost;
+  /** The round's decision rules (default: the kernel's exact ones; test tools wrap them). */
+  rules?: RoundRules;
   /** Reuse an already loaded target (tests, benchmarks). */
   model?: LanguageModel;
 }
@@ -107,30 +108,25 @@ export class EdgeNode {
     this.log = opts.log ?? new Logger('info');
     // Signaling origins: the edge's own, loopback pages, and the widget allow-list ('*': any).
     this.access = new AccessPolicy({ ...opts.access, allowedOrigins: opts.allowedOrigins });
-    this.table = new SessionTable(opts.resumeHoldMs ?? 60_000, (t) => (t as ModelSession).dispose());
+    this.table = new SessionTable(opts.resumeHoldMs ?? EDGE_NODE_DEFAULTS.resumeHoldS * 1000, (t) =>
+      (t as ModelSession).dispose(),
+    );
     this.statics = [
       ['/ort/', path.dirname(require.resolve('onnxruntime-web'))],
-      ['/models/draft/', opts.draftDir ?? DEFAULT_DRAFT_DIR],
+      ['/models/draft/', opts.draftDir ?? DEFAULT_MODEL_DIRS.draft],
       ['/', opts.webRoot ?? DEFAULT_WEB_ROOT],
     ];
   }
 
   static async start(opts: EdgeNodeOptions = {}): Promise<EdgeNode> {
-    const model = opts.model ?? (await loadNodeModel(opts.modelDir ?? DEFAULT_TARGET_DIR));
+    const model = opts.model ?? (await loadNodeModel(opts.modelDir ?? DEFAULT_MODEL_DIRS.target));
     const node = new EdgeNode(model, opts);
     await node.listen();
     return node;
   }
 
   get identity() {
-    const c = this.model.config;
-    return {
-      tokenizerHash: this.model.tokenizerHash,
-      vocabSize: c.vocabSize,
-      maxContext: c.maxContext,
-      eosTokenId: c.eosTokenId,
-      name: c.name,
-    };
+    return identityOf(this.model);
   }
 
   private async listen(): Promise<void> {
@@ -148,7 +144,9 @@ export class EdgeNode {
     this.wss.on('connection', (ws, req) => void this.onSignal(ws, req));
     await new Promise<void>((resolve, reject) => {
       this.server.once('error', reject);
-      this.server.listen(o.port ?? 8080, o.host ?? '127.0.0.1', () => resolve());
+      this.server.listen(o.port ?? EDGE_NODE_DEFAULTS.port, o.host ?? EDGE_NODE_DEFAULTS.host, () =>
+        resolve(),
+      );
     });
     const addr = this.server.address() as { port: number; address: string };
     const host =
@@ -159,7 +157,7 @@ export class EdgeNode {
         ? 'localhost'
         : addr.address;
     this.url = `${o.tls ? 'https' : 'http'}://${host}:${addr.port}`;
-    const idleMs = o.idleTimeoutMs ?? 300_000;
+    const idleMs = o.idleTimeoutMs ?? EDGE_NODE_DEFAULTS.idleTimeoutS * 1000;
     this.idleSweep = setInterval(() => this.expireIdle(idleMs), Math.min(1000, idleMs / 4));
     this.idleSweep.unref();
   }
@@ -196,7 +194,7 @@ export class EdgeNode {
         `pages from ${origin} may not use this edge; the operator allows origins with --allow-origin`,
       );
     }
-    const max = this.opts.maxSessions ?? 64;
+    const max = this.opts.maxSessions ?? EDGE_NODE_DEFAULTS.maxSessions;
     if (this.sessions.size >= max) {
       this.metrics.sessionsRefused++;
       this.metrics.countError(ProtocolErrorCode.TooManySessions);
@@ -215,7 +213,7 @@ export class EdgeNode {
       channel = await acceptPeer(ws, {
         wrtc: require('@roamhq/wrtc'),
         iceServers: this.opts.iceServers ?? [],
-        timeoutMs: 15_000,
+        timeoutMs: DEVICE_TIMEOUTS.connectMs,
         authorize: (token) => this.access.check(token),
       });
     } catch (e) {
@@ -228,8 +226,8 @@ export class EdgeNode {
     }
     const id = this.nextId++;
     const transport = new FrameTransport(channel, {
-      maxFrameBytes: this.opts.limits?.maxFrameBytes ?? 64 * 1024 * 1024,
-      maxPendingFrames: 4,
+      maxFrameBytes: this.opts.limits?.maxFrameBytes ?? DEFAULT_EDGE_LIMITS.maxFrameBytes,
+      maxPendingFrames: EDGE_NODE_DEFAULTS.maxPendingFrames,
     });
     const live: Live = { edge: null as unknown as EdgeSession, transport, target: null };
     live.edge = new EdgeSession({
@@ -238,8 +236,8 @@ export class EdgeNode {
       createTarget: () => (live.target = this.model.createSession()),
       secretSeed: randomInt(2 ** 47),
       limits: { maxContext: this.model.config.maxContext, ...this.opts.limits },
-      targetDelayMs: this.opts.targetDelayMs,
-      plantedBug: this.opts.plantedBug,
+      targetCost: this.opts.targetCost,
+      rules: this.opts.rules,
       send: (f) => transport.send(f),
       onError: (code, message) => {
         this.metrics.countError(code);

@@ -7,7 +7,7 @@
 import type { RawData, WebSocket } from 'ws';
 import SimplePeer from 'simple-peer';
 import {
-  DEFAULT_CONNECT_TIMEOUT_MS,
+  DEVICE_TIMEOUTS,
   MAX_SIGNAL_MESSAGE_BYTES,
   MAX_SIGNAL_MESSAGES,
   ProtocolError,
@@ -63,7 +63,7 @@ function rawText(data: RawData): string {
 export function acceptPeer(ws: WebSocket, opts: AcceptPeerOptions): Promise<RawChannel> {
   return new Promise<RawChannel>((resolve, reject) => {
     const Peer = opts.Peer ?? (SimplePeer as unknown as PeerConstructor);
-    const timeoutMs = opts.timeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
+    const timeoutMs = opts.timeoutMs ?? DEVICE_TIMEOUTS.connectMs;
     let settled = false;
     let peer: PeerLike | null = null;
     let received = 0;

@@ -8,20 +8,22 @@ import { loadNodeModel } from '@dssd/models/node';
 import type { LanguageModel } from '@dssd/models';
 import { encodeFrame } from '@dssd/codec';
 import { ProtocolError, type DeviceOptions } from '@dssd/protocol';
-import { EdgeNode, Logger, connectNodeDevice, runFidelity, DEFAULT_DRAFT_DIR } from '../src/index.js';
-import { loadPrompts } from '../src/load.js';
+import { DEFAULT_MODEL_DIRS, defaultPrompts } from '@dssd/models/node';
+import { plantedRules } from '@dssd/protocol/testing';
+import { EdgeNode, Logger, connectNodeDevice } from '../src/index.js';
+import { runFidelity } from '../src/drills/fidelity.js';
 
 let node: EdgeNode;
 let buggy: EdgeNode;
 let draft: LanguageModel;
 
-const PROMPTS = loadPrompts(20);
+const PROMPTS = defaultPrompts(20);
 
 before(async () => {
   const log = new Logger('silent');
   node = await EdgeNode.start({ port: 0, log });
-  buggy = await EdgeNode.start({ port: 0, log, model: node.model, plantedBug: 'inverted-ratio' });
-  draft = await loadNodeModel(DEFAULT_DRAFT_DIR);
+  buggy = await EdgeNode.start({ port: 0, log, model: node.model, rules: plantedRules('inverted-ratio') });
+  draft = await loadNodeModel(DEFAULT_MODEL_DIRS.draft);
 });
 after(async () => {
   closeDevices();

@@ -10,9 +10,10 @@ import WebSocket from 'ws';
 import { loadNodeModel } from '@dssd/models/node';
 import type { LanguageModel } from '@dssd/models';
 import { ProtocolError, ProtocolErrorCode, type DeviceOptions } from '@dssd/protocol';
-import { EdgeNode, Logger, connectNodeDevice, DEFAULT_DRAFT_DIR } from '../src/index.js';
+import { DEFAULT_MODEL_DIRS } from '@dssd/models/node';
+import { EdgeNode, Logger, connectNodeDevice } from '../src/index.js';
 import { AccessPolicy, checkJoinToken, issueJoinToken } from '../src/access.js';
-import { fuzzDataChannel, fuzzInProcess } from '../src/fuzz.js';
+import { fuzzDataChannel, fuzzInProcess } from '../src/drills/fuzz.js';
 
 const log = new Logger('silent');
 const greedy = { temperature: 0, topK: 0, topP: 1 };
@@ -24,7 +25,7 @@ let draft: LanguageModel;
 
 before(async () => {
   node = await EdgeNode.start({ port: 0, log });
-  draft = await loadNodeModel(DEFAULT_DRAFT_DIR);
+  draft = await loadNodeModel(DEFAULT_MODEL_DIRS.draft);
 });
 after(async () => {
   await node.close();

@@ -5,18 +5,17 @@
  * to its host (the <dssd-chat> element) by postMessage, checking origins both ways.
  */
 import type { TokenEvent, TokenOrigin, TurnResult } from '@dssd/protocol';
-import { DOWNLINK_CODECS, MODES } from '@dssd/protocol';
+import { SETTING_SPEC, type SettingKey } from '@dssd/protocol';
 import { BrowserDevice, DeviceError, explain } from './device.js';
 import {
   DEFAULT_UI_SETTINGS,
-  SETTING_KEYS,
   SettingsError,
-  parseSettings,
+  fieldControl,
+  readSettings,
   settingsFromQuery,
   settingsToQuery,
   type UiSettings,
 } from './settings.js';
-import type { SettingKey } from './setting-keys.js';
 import { displayStats, statRows, type DisplayStats } from './stats.js';
 import { webLlmConfigFromQuery } from './webllm-drafter.js';
 import type { LoadProgress } from './worker.js';
@@ -41,15 +40,16 @@ function h<K extends keyof HTMLElementTagNameMap>(
   return el;
 }
 
-const FIELDS: { key: SettingKey; label: string; options?: readonly string[]; step?: string }[] = [
-  { key: 'mode', label: 'mode', options: MODES },
-  { key: 'codec', label: 'downlink codec', options: DOWNLINK_CODECS },
-  { key: 'gamma', label: 'γ (draft length)', step: '1' },
-  { key: 'temperature', label: 'temperature', step: '0.05' },
-  { key: 'topK', label: 'top-k (0 = off)', step: '1' },
-  { key: 'topP', label: 'top-p', step: '0.01' },
-  { key: 'seed', label: 'seed (empty = secret)', step: '1' },
-  { key: 'maxTokens', label: 'max new tokens', step: '1' },
+/** The settings form: labels here, names, choices and ranges from the settings home. */
+const FIELDS: { key: SettingKey; label: string }[] = [
+  { key: 'mode', label: 'mode' },
+  { key: 'codec', label: 'downlink codec' },
+  { key: 'gamma', label: 'γ (draft length)' },
+  { key: 'temperature', label: 'temperature' },
+  { key: 'topK', label: 'top-k (0 = off)' },
+  { key: 'topP', label: 'top-p' },
+  { key: 'seed', label: 'seed (empty = secret)' },
+  { key: 'maxTokens', label: 'max new tokens' },
 ];
 
 class ChatApp {
@@ -122,16 +122,12 @@ class ChatApp {
     for (const f of FIELDS) {
       const id = `set-${f.key}`;
       const v = this.settings[f.key];
-      const input = f.options
-        ? h('select', { id, name: f.key }, ...f.options.map((o) => h('option', { value: o }, o)))
-        : h('input', {
-            id,
-            name: f.key,
-            type: 'number',
-            step: f.step ?? 'any',
-            value: v === null ? '' : String(v),
-          });
-      if (f.options) (input as HTMLSelectElement).value = String(v);
+      const c = fieldControl(SETTING_SPEC[f.key]);
+      const input =
+        'options' in c
+          ? h('select', { id, name: f.key }, ...c.options.map((o) => h('option', { value: o }, o)))
+          : h('input', { id, name: f.key, type: 'number', ...c, value: v === null ? '' : String(v) });
+      if ('options' in c) (input as HTMLSelectElement).value = String(v);
       this.settingsForm.append(h('label', { for: id }, f.label), input);
     }
     this.settingsForm.addEventListener('change', () => this.readSettingsForm());
@@ -169,7 +165,7 @@ class ChatApp {
   private readSettingsForm(): void {
     const data = new FormData(this.settingsForm);
     try {
-      this.settings = parseSettings((k) => {
+      this.settings = readSettings((k) => {
         const v = data.get(k);
         return typeof v === 'string' ? v : null;
       }, this.settings);

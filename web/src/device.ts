@@ -5,18 +5,18 @@
  */
 import * as Comlink from 'comlink';
 import {
-  DeviceSession,
-  FrameTransport,
   ProtocolError,
   ProtocolErrorCode,
-  connectEdge,
+  edgeChannel,
+  openDevice,
+  type DeviceSession,
   type LmSession,
   type TokenEvent,
   type TurnResult,
 } from '@dssd/protocol';
 import { TextTokenizer, type TokenizerJson } from '@dssd/models';
 import type { DraftWorkerApi, LoadProgress, LoadResult } from './worker.js';
-import { toSessionSettings, type UiSettings } from './settings.js';
+import { toDeviceSettings, type UiSettings } from './settings.js';
 import type { WebLlmConfig } from './webllm-drafter.js';
 
 /** Errors the page shows; `code` picks the message's wording. */
@@ -101,13 +101,13 @@ export function explain(e: unknown, edge: string): DeviceError {
   if (e instanceof ProtocolError) {
     switch (e.code) {
       case ProtocolErrorCode.Closed:
-        if (/cannot reconnect/.test(e.message))
+        if (e.reason === 'reconnectFailed')
           return new DeviceError(
             'ConnectionLost',
             `The connection to the edge was lost and reconnecting failed (${e.message}).`,
             { cause: e },
           );
-        return /cannot reach/.test(e.message)
+        return e.reason === 'unreachable'
           ? new DeviceError('Unreachable', `Cannot reach the edge at ${edge}. Is it running?`, { cause: e })
           : new DeviceError('ConnectionLost', `The connection to the edge was lost (${e.message}).`, {
               cause: e,
@@ -192,34 +192,25 @@ export class BrowserDevice {
     const key = JSON.stringify({ ...settings, maxTokens: 0 });
     if (this.session && this.sessionKey === key && !this.closed) return this.session;
     this.disconnect();
-    const s = toSessionSettings(settings);
-    const open = async () => {
-      const conn = await connectEdge({ url: this.opts.edge, token: this.opts.token, timeoutMs: 15_000 });
-      const t = new FrameTransport(conn.channel);
-      t.onClose(() => (this.closed = true));
-      this.closed = false;
-      return t;
-    };
-    let transport: FrameTransport;
-    try {
-      transport = await open();
-    } catch (e) {
-      throw explain(e, this.opts.edge);
-    }
+    const { settings: s, adaptiveGamma } = toDeviceSettings(settings);
     const attempts = this.opts.reconnectAttempts ?? 3;
     // A new conversation: the Worker's cache holds the previous one.
     this.drafter.truncate(0);
     try {
-      this.session = await DeviceSession.open({
-        transport,
+      this.session = await openDevice({
+        channel: edgeChannel({ url: this.opts.edge, token: this.opts.token }),
+        onTransport: (t) => {
+          this.closed = false;
+          t.onClose(() => (this.closed = true));
+        },
         model: this.info.identity,
         drafter: s.mode === 'ar' ? undefined : this.drafter,
         settings: s,
-        ...(attempts > 0 ? { recovery: { maxAttempts: attempts, backoffMs: 200 }, reconnect: open } : {}),
+        adaptiveGamma,
+        ...(attempts > 0 ? { recovery: { maxAttempts: attempts, backoffMs: 200 } } : {}),
         offlineFallback: this.opts.offlineFallback ?? false,
       });
     } catch (e) {
-      transport.close();
       throw explain(e, this.opts.edge);
     }
     this.sessionKey = key;

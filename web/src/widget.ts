@@ -15,7 +15,7 @@
  * Methods: ask(prompt), stop().
  */
 import { parseEmbedMessage, type HostToEmbed } from './messages.js';
-import { SETTING_ATTRIBUTES, SETTING_KEYS } from './setting-keys.js';
+import { PAGE_SETTING_KEYS, SETTING_SPEC } from '@dssd/protocol/settings';
 
 const SCRIPT_ORIGIN = new URL(import.meta.url).origin;
 
@@ -29,7 +29,7 @@ const EVENT_OF: Record<string, string> = {
 
 export class DssdChatElement extends HTMLElement {
   static get observedAttributes(): string[] {
-    return ['edge', 'height', ...SETTING_KEYS.map((k) => SETTING_ATTRIBUTES[k])];
+    return ['edge', 'height', ...PAGE_SETTING_KEYS.map((k) => SETTING_SPEC[k].flag)];
   }
 
   private iframe: HTMLIFrameElement | null = null;
@@ -76,8 +76,8 @@ export class DssdChatElement extends HTMLElement {
   get embedUrl(): string {
     const edge = new URL(this.getAttribute('edge') || SCRIPT_ORIGIN);
     const u = new URL('/embed.html', edge);
-    for (const k of SETTING_KEYS) {
-      const v = this.getAttribute(SETTING_ATTRIBUTES[k]);
+    for (const k of PAGE_SETTING_KEYS) {
+      const v = this.getAttribute(SETTING_SPEC[k].flag);
       if (v !== null) u.searchParams.set(k, v);
     }
     u.searchParams.set('origin', location.origin);

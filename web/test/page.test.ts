@@ -2,11 +2,13 @@
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import { chunkedSize, dsdDraftFrameSize, draftFrameSize } from '@dssd/codec';
-import { emptyTurnStats, type TurnStats } from '@dssd/protocol';
+import { GAMMA, PAGE_SETTING_KEYS, SETTING_SPEC, emptyTurnStats, type TurnStats } from '@dssd/protocol';
 import {
   DEFAULT_UI_SETTINGS,
   SettingsError,
   settingsFromQuery,
+  toDeviceSettings,
+  fieldControl,
   settingsToQuery,
   toSessionSettings,
 } from '../src/settings.js';
@@ -18,6 +20,7 @@ test('settings: the issue’s example query, round trip, and errors', () => {
     '?temperature=0&gamma=4&maxTokens=64&topK=10&topP=1&seed=1&mode=dssd&codec=candidates',
   );
   assert.deepEqual(s, {
+    ...DEFAULT_UI_SETTINGS,
     mode: 'dssd',
     codec: 'candidates',
     gamma: 4,
@@ -36,12 +39,24 @@ test('settings: the issue’s example query, round trip, and errors', () => {
     gamma: 4,
     sampling: { temperature: 0, topK: 10, topP: 1 },
     draftSampling: { temperature: 0, topK: 10, topP: 1 },
+    dsdPrecision: 'f32',
+    topK: 20,
+    candidates: 'auto',
     seed: 1,
   });
+  // γ auto: the bound adaptive γ starts from, and adaptation on.
+  assert.deepEqual(
+    [
+      toDeviceSettings({ ...s, gamma: 'auto' }).settings.gamma,
+      toDeviceSettings({ ...s, gamma: 'auto' }).adaptiveGamma,
+    ],
+    [GAMMA.auto, true],
+  );
   assert.equal(toSessionSettings({ ...s, mode: 'ar' }).gamma, 0);
   assert.equal(toSessionSettings({ ...s, seed: null }).seed, undefined);
   for (const [q, re] of [
-    ['?gamma=0', /gamma must be an integer in \[1, 32\]/],
+    ['?gamma=0', new RegExp(`gamma must be an integer in \\[1, ${GAMMA.max}\\]`)],
+    ['?gamma=20', /gamma/],
     ['?gamma=2.5', /gamma/],
     ['?temperature=hot', /temperature must be a number/],
     ['?mode=fast', /mode must be one of ar, dsd, dssd/],
@@ -120,4 +135,23 @@ test('postMessage parsers accept only the vocabulary', () => {
   assert.deepEqual(parseEmbedMessage({ type: 'dssd:ready' }), { type: 'dssd:ready' });
   assert.equal(parseEmbedMessage({ type: 'dssd:ask', prompt: 'x' }), null);
   assert.equal(parseEmbedMessage(42), null);
+});
+
+test("the settings form's choices and ranges come from the settings home", () => {
+  for (const k of PAGE_SETTING_KEYS) {
+    const spec = SETTING_SPEC[k];
+    const c = fieldControl(spec);
+    if (spec.kind === 'choice') assert.deepEqual('options' in c && c.options, [...spec.choices!]);
+    else if ('options' in c) {
+      // γ: auto, then every value from the lower to the upper bound.
+      assert.equal(c.options[0], 'auto');
+      assert.equal(Number(c.options[1]), spec.min);
+      assert.equal(Number(c.options.at(-1)), spec.max);
+    } else {
+      assert.equal(c.max, spec.max === undefined ? undefined : String(spec.max), k);
+      assert.equal(c.min, String(spec.min ?? spec.above), k);
+    }
+  }
+  const g = fieldControl(SETTING_SPEC.gamma);
+  assert.ok('options' in g && g.options.at(-1) === String(GAMMA.max));
 });

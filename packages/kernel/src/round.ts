@@ -124,7 +124,7 @@ export function drawRejectionCandidates(
  * K fail (the device then asks for P_j in full and calls resampleRejected).
  */
 export function resolveRejectionCandidates(
-  c: CandidateDraws,
+  c: { ids: ArrayLike<number>; probs: ArrayLike<number> },
   Qj: ArrayLike<number>,
   j: number,
   rng: RoundRng,
@@ -175,7 +175,10 @@ export function verifyDsdRound(o: DsdRoundInput): DsdVerdict {
 
 function checkRows(rows: ArrayLike<ArrayLike<number>>, expected: number, what: string): void {
   if (rows.length !== expected) {
-    throw new KernelError(KernelErrorCode.LengthMismatch, `${what} needs ${expected} rows, got ${rows.length}`);
+    throw new KernelError(
+      KernelErrorCode.LengthMismatch,
+      `${what} needs ${expected} rows, got ${rows.length}`,
+    );
   }
 }
 

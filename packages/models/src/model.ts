@@ -1,15 +1,13 @@
-import type * as ortTypes from 'onnxruntime-common';
 import type { InferenceSession, Tensor } from 'onnxruntime-common';
 import { ModelError, ModelErrorCode } from './errors.js';
 import { joinPath, toLoader } from './loader.js';
 import type { ModelLoader, ReadFile } from './loader.js';
 import { ModelSession, buildFeeds, emptyPast } from './session.js';
+import type { ModelConfig, ModelLayout, OrtModule } from './config.js';
+export type { ModelConfig, ModelLayout, OrtModule } from './config.js';
 import type { SessionContext } from './session.js';
 import { TextTokenizer } from './tokenizer.js';
 import type { TokenizerJson } from './tokenizer.js';
-
-/** The part of an ONNX Runtime module this package uses: onnxruntime-node and onnxruntime-web both fit. */
-export type OrtModule = Pick<typeof ortTypes, 'InferenceSession' | 'Tensor'>;
 
 export interface LoadModelOptions {
   /** The ONNX Runtime module (`import * as ort from 'onnxruntime-web/wasm'`, or onnxruntime-node). */
@@ -27,41 +25,6 @@ export interface LoadModelOptions {
   name?: string;
   /** Use a shorter context than config.json allows (e.g. to bound cache memory). */
   maxContext?: number;
-}
-
-export interface ModelConfig {
-  name: string;
-  /** config.json `model_type` (e.g. gpt2, llama, qwen2), or 'unknown'. */
-  modelType: string;
-  /** Tokenizer size: every logits row returned has exactly this length. */
-  vocabSize: number;
-  /** Rows the ONNX graph produces per token (≥ vocabSize means trimmed padding, < means −Infinity padding). */
-  logitsRows: number;
-  maxContext: number;
-  eosTokenId: number;
-  eosTokenIds: readonly number[];
-  bosTokenId: number | null;
-  numLayers: number;
-  numKvHeads: number;
-  headDim: number;
-  kvType: 'float32' | 'float16';
-}
-
-/** Names and shapes read from the ONNX session; fixed per model. */
-export interface ModelLayout {
-  /** The ONNX file, relative to the model source (e.g. onnx/model.onnx). */
-  file: string;
-  inputIds: string;
-  attentionMask: string | null;
-  positionIds: string | null;
-  numLogitsToKeep: string | null;
-  numLogitsToKeepScalar: boolean;
-  useCacheBranch: string | null;
-  pastKeys: string[];
-  pastValues: string[];
-  presentKeys: string[];
-  presentValues: string[];
-  logits: string;
 }
 
 type Json = Record<string, unknown>;

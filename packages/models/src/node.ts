@@ -1,3 +1,6 @@
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { readFile, readdir } from 'node:fs/promises';
 import { fetchLoader } from './loader.js';
 import type { ModelLoader } from './loader.js';
@@ -63,4 +66,22 @@ export async function loadNodeModel(
       ...sessionOptions,
     },
   });
+}
+
+/** The embedded default pair, as shipped in the repository's models/default (dist/src → ../../../../models). */
+const DEFAULT_ROOT = fileURLToPath(new URL('../../../../models/default/', import.meta.url));
+export const DEFAULT_MODEL_DIRS = Object.freeze({
+  target: path.join(DEFAULT_ROOT, 'target'),
+  draft: path.join(DEFAULT_ROOT, 'draft'),
+});
+
+/**
+ * `n` prompts suited to the default pair (models/default/prompts.json); beyond the list, the same prompts with a
+ * number appended so that every device of a load test has its own.
+ */
+export function defaultPrompts(n: number): string[] {
+  const base = (
+    JSON.parse(readFileSync(path.join(DEFAULT_ROOT, 'prompts.json'), 'utf8')) as { prompts: string[] }
+  ).prompts;
+  return Array.from({ length: n }, (_, i) => (i < base.length ? base[i] : `${base[i % base.length]} ${i}`));
 }

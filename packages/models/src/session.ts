@@ -1,6 +1,6 @@
 import type { InferenceSession, Tensor } from 'onnxruntime-common';
 import { ModelError, ModelErrorCode } from './errors.js';
-import type { ModelConfig, ModelLayout, OrtModule } from './model.js';
+import type { ModelConfig, ModelLayout, OrtModule } from './config.js';
 
 /** What a session needs from its model; kept narrow so sessions never reach into loading code. */
 export interface SessionContext {

@@ -34,17 +34,22 @@ export const WIRE_CODES: Readonly<Record<ProtocolErrorCode, number>> = {
   Aborted: 14,
 };
 
+/** Why a connection is Closed, where callers word it differently: never reached, or lost and not regained. */
+export type ClosedReason = 'unreachable' | 'reconnectFailed';
+
 export class ProtocolError extends Error {
   override readonly name = 'ProtocolError';
   /** True when the error came from the peer in an error frame. */
   readonly remote: boolean;
+  readonly reason: ClosedReason | undefined;
   constructor(
     readonly code: ProtocolErrorCode,
     message: string,
-    opts: { remote?: boolean; cause?: unknown } = {},
+    opts: { remote?: boolean; cause?: unknown; reason?: ClosedReason } = {},
   ) {
     super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
     this.remote = opts.remote ?? false;
+    this.reason = opts.reason;
   }
 }
 

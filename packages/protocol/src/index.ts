@@ -1,11 +1,34 @@
 export { ProtocolError, ProtocolErrorCode, WIRE_CODES, codeFromWire } from './errors.js';
+export type { ClosedReason } from './errors.js';
 export type { LmSession } from './lm.js';
 export {
+  CANDIDATES,
+  CODECS,
+  DEFAULT_EDGE_LIMITS,
   DEFAULT_SETTINGS,
+  DEFAULT_USER_SETTINGS,
+  DEVICE_TIMEOUTS,
   DOWNLINK_CODECS,
+  DSD_PRECISIONS,
+  EDGE_NODE_DEFAULTS,
+  GAMMA,
   LOSSY_CODECS,
   MODES,
+  PAGE_DEFAULT_SETTINGS,
+  PAGE_SETTING_KEYS,
   PROTOCOL_VERSION,
+  SETTING_SPEC,
+  SETTING_SPECS,
+  TARGET_COST_PRESETS,
+  TOPK_CODEC,
+  completeSettings,
+  gammaFor,
+  identityOf,
+  parseSettings,
+  parseTargetCost,
+  settingsHelp,
+  settingsToQuery,
+  toSessionSettings,
   validateHello,
   validateIdentity,
   validateSettings,
@@ -13,46 +36,34 @@ export {
 } from './settings.js';
 export type {
   DownlinkCodec,
+  DsdPrecision,
+  EdgeLimits,
   HelloBody,
   Mode,
   ModelIdentity,
+  PartialSettings,
   SessionSettings,
+  SettingIssue,
+  SettingKey,
+  SettingNames,
+  SettingSource,
+  SettingSpec,
+  TargetCost,
+  UserSettings,
   WelcomeBody,
 } from './settings.js';
-export { FrameTransport, memoryChannelPair } from './transport.js';
-export type { FrameTransportOptions, RawChannel, TransportCounters } from './transport.js';
-export { EdgeSession, DEFAULT_EDGE_LIMITS, SessionTable, historyDigest } from './edge.js';
-export type {
-  EdgeLimits,
-  EdgeSessionMetrics,
-  EdgeSessionOptions,
-  HeldSession,
-  ResumeLookup,
-} from './edge.js';
-export { FaultyChannel, FAULT_KINDS, prng } from './faults.js';
-export type { FaultKind, FaultPlan } from './faults.js';
-export { DeviceSession, completeSettings, emptyTurnStats } from './device.js';
-export type {
-  DeviceOptions,
-  GenerateOptions,
-  TokenEvent,
-  TokenOrigin,
-  TurnResult,
-  TurnStats,
-} from './device.js';
-export { GammaController } from './adaptive.js';
-export type { RoundObservation } from './adaptive.js';
+export { FrameTransport, memoryChannelPair } from './wire/transport.js';
+export type { FrameTransportOptions, RawChannel, TransportCounters } from './wire/transport.js';
 export {
   connectEdge,
   errorCodeFrom,
   peerChannel,
   signalingUrl,
   validateSignalData,
-  DEFAULT_CONNECT_TIMEOUT_MS,
   MAX_BUFFERED_BYTES,
   MAX_SIGNAL_MESSAGE_BYTES,
   MAX_SIGNAL_MESSAGES,
-} from './webrtc.js';
+} from './wire/webrtc.js';
 export type {
   ConnectEdgeOptions,
   EdgeConnection,
@@ -64,4 +75,23 @@ export type {
   SignalingSocketConstructor,
   SignalMessage,
   WrtcLike,
-} from './webrtc.js';
+} from './wire/webrtc.js';
+export { historyDigest } from './wire/resume.js';
+export type { ResumeAnswer, ResumeClaim } from './wire/resume.js';
+export { EdgeSession } from './edge/session.js';
+export type { EdgeSessionMetrics, EdgeSessionOptions, HeldSession, ResumeLookup } from './edge/session.js';
+export { SessionTable } from './edge/table.js';
+export { DeviceSession } from './device/session.js';
+export { emptyTurnStats } from './device/turn.js';
+export { edgeChannel, openDevice } from './device/open.js';
+export type { OpenDeviceOptions } from './device/open.js';
+export type {
+  DeviceOptions,
+  GenerateOptions,
+  TokenEvent,
+  TokenOrigin,
+  TurnResult,
+  TurnStats,
+} from './device/types.js';
+export { GammaController } from './device/adaptive.js';
+export type { RoundObservation } from './device/adaptive.js';

@@ -1,25 +1,61 @@
-/** Session settings, the hello/welcome handshake bodies and their validation. */
+/**
+ * The settings home: every mode, codec, default and bound of a session and of an edge, the emulated-cost
+ * presets, the parsing of settings from strings (CLI flags, URL query, widget attributes), and the validation of
+ * the hello/welcome bodies. The CLI help, the page's form and the edge's limits are all generated from here.
+ */
 import { validateSamplingParams, validateSeed, type SamplingParams } from '@dssd/kernel';
 import { MAX_GAMMA } from '@dssd/codec';
 import { ProtocolError, ProtocolErrorCode } from './errors.js';
 
 export const PROTOCOL_VERSION = 1;
 
+// ---------------------------------------------------------------------------------------------------------------
+// Modes and codecs
+// ---------------------------------------------------------------------------------------------------------------
+
 /** ar: edge-only decoding streamed to a thin client; dsd: full Q's uplink; dssd: the split protocol. */
 export type Mode = 'ar' | 'dsd' | 'dssd';
 export const MODES: readonly Mode[] = ['ar', 'dsd', 'dssd'];
 
-/** Downlink encodings of P_j. f16 and topk are lossy (labelled so everywhere); the rest are exact. */
-export type DownlinkCodec = 'auto' | 'f32' | 'f16' | 'sparse' | 'topk' | 'candidates';
-export const DOWNLINK_CODECS: readonly DownlinkCodec[] = [
-  'auto',
-  'f32',
-  'f16',
-  'sparse',
-  'topk',
-  'candidates',
-];
-export const LOSSY_CODECS: readonly DownlinkCodec[] = ['f16', 'topk'];
+/** Downlink encodings of P_j, with whether the output law stays exact. */
+export const CODECS = {
+  auto: { exact: true, summary: 'smallest exact encoding of P_j' },
+  f32: { exact: true, summary: 'dense float32' },
+  f16: { exact: false, summary: 'dense float16 (near-lossless)' },
+  sparse: { exact: true, summary: 'nonzero entries only' },
+  topk: { exact: false, summary: 'top-k entries (lossy)' },
+  candidates: { exact: true, summary: 'K draws from P_j, full P_j on request' },
+} as const satisfies Record<string, { exact: boolean; summary: string }>;
+export type DownlinkCodec = keyof typeof CODECS;
+export const DOWNLINK_CODECS = Object.keys(CODECS) as DownlinkCodec[];
+export const LOSSY_CODECS = DOWNLINK_CODECS.filter((c) => !CODECS[c].exact);
+
+export type DsdPrecision = 'f32' | 'f16';
+export const DSD_PRECISIONS: readonly DsdPrecision[] = ['f32', 'f16'];
+
+// ---------------------------------------------------------------------------------------------------------------
+// Bounds and defaults
+// ---------------------------------------------------------------------------------------------------------------
+
+/**
+ * Draft length. `max` is the edge's default limit and the device's own bound (so a device refuses γ above it
+ * before connecting); `ceiling` is the most any edge may be configured to accept (--max-gamma); `auto` is the
+ * upper bound adaptive γ starts from.
+ */
+export const GAMMA = { default: 4, min: 1, max: 16, ceiling: 32, auto: 8 } as const;
+
+/** Candidate count bounds for the candidates codec. */
+export const CANDIDATES = { min: 1, max: 1024 } as const;
+/** K of the lossy topk codec. */
+export const TOPK_CODEC = { default: 20, max: 1 << 20 } as const;
+
+/** Timeouts a device uses (ms): opening the WebRTC connection, and waiting for any edge frame. */
+export const DEVICE_TIMEOUTS = { connectMs: 15_000, answerMs: 30_000 } as const;
+
+/** The only rule for edge-only decoding: it drafts nothing. */
+export function gammaFor(mode: Mode, gamma: number): number {
+  return mode === 'ar' ? 0 : gamma;
+}
 
 export interface SessionSettings {
   mode: Mode;
@@ -33,23 +69,384 @@ export interface SessionSettings {
   /** Session seed: makes every uniform reproducible. Without it each side uses a secret seed of its own. */
   seed?: number;
   /** DSD uplink precision: f32 (exact) or f16 (the compact variant, lossy). */
-  dsdPrecision: 'f32' | 'f16';
+  dsdPrecision: DsdPrecision;
   /** K for the lossy topk codec. */
   topK: number;
   /** Candidate count for the candidates codec, or 'auto' (adapts K to the observed acceptance). */
   candidates: number | 'auto';
 }
 
-export const DEFAULT_SETTINGS: SessionSettings = {
+const GREEDY_OFF: SamplingParams = { temperature: 1, topK: 0, topP: 1 };
+
+export const DEFAULT_SETTINGS: Readonly<SessionSettings> = Object.freeze({
   mode: 'dssd',
   codec: 'auto',
-  gamma: 4,
-  sampling: { temperature: 1, topK: 0, topP: 1 },
-  draftSampling: { temperature: 1, topK: 0, topP: 1 },
+  gamma: GAMMA.default,
+  sampling: GREEDY_OFF,
+  draftSampling: GREEDY_OFF,
   dsdPrecision: 'f32',
-  topK: 20,
+  topK: TOPK_CODEC.default,
   candidates: 'auto',
-};
+});
+
+/** What an edge enforces per session. */
+export interface EdgeLimits {
+  maxGamma: number;
+  /** Longest history (prompt + generated) a session may hold; also capped by the model's context. */
+  maxContext: number;
+  /** Longest single prompt (tokens in one turn frame). */
+  maxPromptTokens: number;
+  maxNewTokens: number;
+  /** Largest reassembled frame accepted. */
+  maxFrameBytes: number;
+  allowedModes: readonly Mode[];
+  allowedCodecs: readonly DownlinkCodec[];
+  /** Verify rounds (draft and turn frames) a session may start per second; more get RateLimited errors. */
+  maxRoundsPerSecond: number;
+}
+
+export const DEFAULT_EDGE_LIMITS: Readonly<EdgeLimits> = Object.freeze({
+  maxGamma: GAMMA.max,
+  maxContext: 1 << 20,
+  maxPromptTokens: 1 << 16,
+  maxNewTokens: 1 << 16,
+  maxFrameBytes: 64 * 1024 * 1024,
+  allowedModes: MODES,
+  allowedCodecs: DOWNLINK_CODECS,
+  maxRoundsPerSecond: 1000,
+});
+
+/** What an edge node enforces as a whole (besides the per-session limits). */
+export const EDGE_NODE_DEFAULTS = Object.freeze({
+  port: 8080,
+  host: '127.0.0.1',
+  maxSessions: 64,
+  /** Partially reassembled frames a session may hold. */
+  maxPendingFrames: 4,
+  idleTimeoutS: 300,
+  resumeHoldS: 60,
+});
+
+// ---------------------------------------------------------------------------------------------------------------
+// Emulated target cost (benchmarks): each target pass padded to a + b·tokens ms. Labelled EMULATION wherever used.
+// ---------------------------------------------------------------------------------------------------------------
+
+export interface TargetCost {
+  /** ms per pass. */
+  a: number;
+  /** ms per scored token. */
+  b: number;
+}
+
+/** Named presets (measured on an H200 with CUDA graphs; edge-7b: an A10-class GPU). */
+export const TARGET_COST_PRESETS: Readonly<Record<string, TargetCost>> = Object.freeze({
+  'h200-7b': { a: 6.0, b: 0.09 },
+  'h200-32b': { a: 20.3, b: 0.26 },
+  'edge-7b': { a: 25, b: 0.5 },
+});
+
+/** Parses `A,B` (ms per pass, ms per token), `A`, or a preset name. */
+export function parseTargetCost(v: string): TargetCost {
+  const preset = TARGET_COST_PRESETS[v.trim()];
+  if (preset) return { ...preset };
+  const parts = v.split(',').map((x) => x.trim());
+  const [a, b] = parts.map(Number);
+  if (
+    parts.length > 2 ||
+    parts.includes('') ||
+    !(a >= 0) ||
+    !Number.isFinite(a) ||
+    !(b === undefined || (b >= 0 && Number.isFinite(b)))
+  ) {
+    throw new ProtocolError(
+      ProtocolErrorCode.BadSettings,
+      `target cost must be A,B (ms per pass, ms per scored token) or one of ${Object.keys(TARGET_COST_PRESETS).join(', ')}, got ${JSON.stringify(v)}`,
+    );
+  }
+  return { a, b: b ?? 0 };
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// User-facing settings and their parsing from strings
+// ---------------------------------------------------------------------------------------------------------------
+
+/** Settings as a person gives them (CLI, URL, widget, form): flat, with `auto` and empty values. */
+export interface UserSettings {
+  mode: Mode;
+  codec: DownlinkCodec;
+  gamma: number | 'auto';
+  temperature: number;
+  topK: number;
+  topP: number;
+  /** Session seed; null = each side draws its own secret seed. */
+  seed: number | null;
+  /** The draft's own temperature; null = the target's. */
+  draftTemperature: number | null;
+  dsdPrecision: DsdPrecision;
+  candidates: number | 'auto';
+  maxTokens: number;
+}
+export type SettingKey = keyof UserSettings;
+
+/** How one setting is named and bounded everywhere it can be given. */
+export interface SettingSpec {
+  key: SettingKey;
+  /** CLI flag (without --) and widget attribute; the URL query and the form use `key`. */
+  flag: string;
+  kind: 'choice' | 'int' | 'number';
+  choices?: readonly string[];
+  min?: number;
+  max?: number;
+  /** Exclusive lower bound (topP > 0). */
+  above?: number;
+  /** Also accepts `auto` (γ, candidates) or an empty value meaning null (seed, draft temperature). */
+  auto?: boolean;
+  nullable?: boolean;
+  step?: number;
+  help: string;
+}
+
+export const SETTING_SPECS: readonly SettingSpec[] = [
+  { key: 'mode', flag: 'mode', kind: 'choice', choices: MODES, help: 'ar = edge only, dsd, dssd' },
+  { key: 'codec', flag: 'codec', kind: 'choice', choices: DOWNLINK_CODECS, help: 'downlink codec of P_j' },
+  {
+    key: 'gamma',
+    flag: 'gamma',
+    kind: 'int',
+    min: GAMMA.min,
+    max: GAMMA.max,
+    auto: true,
+    step: 1,
+    help: `draft length; auto adapts it per round up to ${GAMMA.auto}`,
+  },
+  {
+    key: 'temperature',
+    flag: 'temperature',
+    kind: 'number',
+    min: 0,
+    max: 100,
+    step: 0.05,
+    help: 'temperature',
+  },
+  { key: 'topK', flag: 'top-k', kind: 'int', min: 0, max: 1 << 24, step: 1, help: 'top-k (0 = off)' },
+  { key: 'topP', flag: 'top-p', kind: 'number', above: 0, max: 1, step: 0.01, help: 'top-p (1 = off)' },
+  {
+    key: 'seed',
+    flag: 'seed',
+    kind: 'int',
+    min: 0,
+    max: Number.MAX_SAFE_INTEGER,
+    nullable: true,
+    step: 1,
+    help: 'session seed (empty: secret seeds)',
+  },
+  {
+    key: 'draftTemperature',
+    flag: 'draft-temperature',
+    kind: 'number',
+    min: 0,
+    max: 100,
+    nullable: true,
+    step: 0.05,
+    help: "the draft's own temperature (empty: the target's)",
+  },
+  {
+    key: 'dsdPrecision',
+    flag: 'dsd-precision',
+    kind: 'choice',
+    choices: DSD_PRECISIONS,
+    help: 'DSD uplink precision',
+  },
+  {
+    key: 'candidates',
+    flag: 'candidates',
+    kind: 'int',
+    min: CANDIDATES.min,
+    max: CANDIDATES.max,
+    auto: true,
+    step: 1,
+    help: 'candidate count K, or auto',
+  },
+  {
+    key: 'maxTokens',
+    flag: 'max-tokens',
+    kind: 'int',
+    min: 1,
+    max: 4096,
+    step: 1,
+    help: 'new tokens per turn',
+  },
+];
+
+export const SETTING_SPEC: Readonly<Record<SettingKey, SettingSpec>> = Object.fromEntries(
+  SETTING_SPECS.map((s) => [s.key, s]),
+) as Record<SettingKey, SettingSpec>;
+
+export const DEFAULT_USER_SETTINGS: Readonly<UserSettings> = Object.freeze({
+  mode: DEFAULT_SETTINGS.mode,
+  codec: DEFAULT_SETTINGS.codec,
+  gamma: GAMMA.default,
+  temperature: GREEDY_OFF.temperature,
+  topK: GREEDY_OFF.topK,
+  topP: GREEDY_OFF.topP,
+  seed: null,
+  draftTemperature: null,
+  dsdPrecision: DEFAULT_SETTINGS.dsdPrecision,
+  candidates: DEFAULT_SETTINGS.candidates,
+  maxTokens: 64,
+});
+
+/** The chat page's starting point: a little below temperature 1 and nucleus sampling read better. */
+export const PAGE_DEFAULT_SETTINGS: Readonly<UserSettings> = Object.freeze({
+  ...DEFAULT_USER_SETTINGS,
+  temperature: 0.8,
+  topP: 0.95,
+  maxTokens: 96,
+});
+
+/** The settings a page or widget exposes (the rest keep their defaults there). */
+export const PAGE_SETTING_KEYS: readonly SettingKey[] = [
+  'mode',
+  'codec',
+  'gamma',
+  'temperature',
+  'topK',
+  'topP',
+  'seed',
+  'maxTokens',
+];
+
+export interface SettingIssue {
+  /** The name as given (flag, query key or attribute). */
+  key: string;
+  message: string;
+}
+
+/** Where the strings come from, which decides the names: `key` (URL query, form) or `flag` (CLI, widget). */
+export type SettingNames = 'key' | 'flag';
+
+/** String pairs: a record, URLSearchParams, or a lookup function (which cannot report unknown names). */
+export type SettingSource =
+  | Readonly<Record<string, string | null | undefined>>
+  | URLSearchParams
+  | ((name: string) => string | null | undefined);
+
+function describe(s: SettingSpec): string {
+  if (s.kind === 'choice') return `one of ${s.choices!.join(', ')}`;
+  const lo = s.above !== undefined ? `(${s.above}` : `[${s.min}`;
+  const range = `${s.kind === 'int' ? 'an integer' : 'a number'} in ${lo}, ${s.max}]`;
+  return `${range}${s.auto ? ' or auto' : ''}${s.nullable ? ' or empty' : ''}`;
+}
+
+/** Parses one value; returns the value or an error message. */
+function parseValue(s: SettingSpec, raw: string): { value: UserSettings[SettingKey] } | { error: string } {
+  const t = raw.trim();
+  if (s.kind === 'choice') {
+    return s.choices!.includes(t)
+      ? { value: t as never }
+      : { error: `must be ${describe(s)}, got ${JSON.stringify(raw)}` };
+  }
+  if (s.auto && t === 'auto') return { value: 'auto' };
+  if (s.nullable && t === '') return { value: null };
+  const x = Number(t);
+  const ok =
+    t !== '' &&
+    Number.isFinite(x) &&
+    (s.kind !== 'int' || Number.isSafeInteger(x)) &&
+    (s.min === undefined || x >= s.min) &&
+    (s.above === undefined || x > s.above) &&
+    (s.max === undefined || x <= s.max);
+  return ok ? { value: x } : { error: `must be ${describe(s)}, got ${JSON.stringify(raw)}` };
+}
+
+function entries(source: SettingSource): [string, string | null | undefined][] | null {
+  if (typeof source === 'function') return null;
+  if (source instanceof URLSearchParams) return [...source.entries()];
+  return Object.entries(source);
+}
+
+/**
+ * Applies every valid setting in `source` over `base` and reports each bad or unknown one. Names are the
+ * settings' keys (`topK`: URL query, form) or flags (`top-k`: CLI, widget attributes); `ignore` names other
+ * parameters the source may carry (e.g. `token`).
+ */
+export function parseSettings(
+  source: SettingSource,
+  o: { base?: UserSettings; names?: SettingNames; ignore?: readonly string[] } = {},
+): { settings: UserSettings; errors: SettingIssue[] } {
+  const names = o.names ?? 'key';
+  const settings: UserSettings = { ...(o.base ?? DEFAULT_USER_SETTINGS) };
+  const errors: SettingIssue[] = [];
+  const list = entries(source);
+  const byName = new Map(SETTING_SPECS.map((s) => [names === 'key' ? s.key : s.flag, s] as const));
+  const get =
+    list === null
+      ? (source as (name: string) => string | null | undefined)
+      : (name: string) => list.find(([k]) => k === name)?.[1];
+  if (list) {
+    for (const [k] of list) {
+      if (!byName.has(k) && !o.ignore?.includes(k))
+        errors.push({ key: k, message: `unknown setting '${k}'` });
+    }
+  }
+  for (const [name, spec] of byName) {
+    const raw = get(name);
+    if (raw === null || raw === undefined) continue;
+    const r = parseValue(spec, raw);
+    if ('error' in r) errors.push({ key: name, message: `${name} ${r.error}` });
+    else (settings as unknown as Record<string, unknown>)[spec.key] = r.value;
+  }
+  return { settings, errors };
+}
+
+/** Device options from user settings: the session settings (validated) and whether γ adapts. */
+export function toSessionSettings(u: UserSettings): { settings: SessionSettings; adaptiveGamma: boolean } {
+  const sampling: SamplingParams = { temperature: u.temperature, topK: u.topK, topP: u.topP };
+  const adaptiveGamma = u.gamma === 'auto' && u.mode !== 'ar';
+  const settings = completeSettings({
+    mode: u.mode,
+    codec: u.codec,
+    gamma: u.gamma === 'auto' ? GAMMA.auto : u.gamma,
+    sampling,
+    draftSampling: u.draftTemperature === null ? sampling : { ...sampling, temperature: u.draftTemperature },
+    dsdPrecision: u.dsdPrecision,
+    candidates: u.candidates,
+    ...(u.seed !== null ? { seed: u.seed } : {}),
+  });
+  return { settings, adaptiveGamma };
+}
+
+/** The query string (or widget attributes) that reproduce these settings; defaults left out. */
+export function settingsToQuery(u: UserSettings, base: UserSettings = DEFAULT_USER_SETTINGS): string {
+  const q = new URLSearchParams();
+  for (const s of SETTING_SPECS) {
+    const v = u[s.key];
+    if (v === base[s.key]) continue;
+    q.set(s.key, v === null ? '' : String(v));
+  }
+  return q.toString();
+}
+
+/** The `--flag VALUE  help (default …)` lines of the CLI help for these settings. */
+export function settingsHelp(
+  keys: readonly SettingKey[],
+  base: UserSettings = DEFAULT_USER_SETTINGS,
+): string {
+  return keys
+    .map((k) => {
+      const s = SETTING_SPEC[k];
+      const arg =
+        s.kind === 'choice' ? s.choices!.join('|') : s.auto ? 'N|auto' : s.kind === 'int' ? 'N' : 'X';
+      const d = base[k];
+      const head = `  --${s.flag} ${arg}`;
+      return `${head.padEnd(32)} ${s.help}; ${describe(s)} (default ${d === null ? 'none' : d})`;
+    })
+    .join('\n');
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Validation of what crosses the network
+// ---------------------------------------------------------------------------------------------------------------
 
 /** What a model side states about itself in the handshake. */
 export interface ModelIdentity {
@@ -58,6 +455,22 @@ export interface ModelIdentity {
   maxContext: number;
   eosTokenId: number;
   name?: string;
+}
+
+/** A loaded model's identity (anything shaped like @dssd/models' LanguageModel). */
+export function identityOf(m: {
+  tokenizerHash: string;
+  config: { vocabSize: number; maxContext: number; eosTokenId: number; name?: string };
+}): ModelIdentity {
+  const c = m.config;
+  const id: ModelIdentity = {
+    tokenizerHash: m.tokenizerHash,
+    vocabSize: c.vocabSize,
+    maxContext: c.maxContext,
+    eosTokenId: c.eosTokenId,
+  };
+  if (c.name !== undefined) id.name = c.name;
+  return id;
 }
 
 export interface HelloBody {
@@ -100,7 +513,10 @@ function sampling(x: unknown, what: string): SamplingParams {
   return p;
 }
 
-/** Validates settings from the network or the user; returns a clean copy (unknown fields dropped). */
+/**
+ * Validates settings from the network or the user; returns a clean copy (unknown fields dropped). `maxGamma`
+ * is the limit in force (an edge's configured one; the device's own bound GAMMA.max by default).
+ */
 export function validateSettings(x: unknown, limits: { maxGamma?: number } = {}): SessionSettings {
   if (!isObj(x)) return bad('settings must be an object');
   const mode = x.mode as Mode;
@@ -109,8 +525,8 @@ export function validateSettings(x: unknown, limits: { maxGamma?: number } = {})
   if (!DOWNLINK_CODECS.includes(codec)) {
     bad(`codec must be one of ${DOWNLINK_CODECS.join(', ')}, got ${JSON.stringify(x.codec)}`);
   }
-  const maxGamma = Math.min(limits.maxGamma ?? 32, MAX_GAMMA - 1);
-  const gamma = int(x.gamma, 'gamma', mode === 'ar' ? 0 : 1, maxGamma);
+  const maxGamma = Math.min(limits.maxGamma ?? GAMMA.max, MAX_GAMMA - 1);
+  const gamma = int(x.gamma, 'gamma', mode === 'ar' ? 0 : GAMMA.min, maxGamma);
   let seed: number | undefined;
   if (x.seed !== undefined && x.seed !== null) {
     try {
@@ -120,22 +536,40 @@ export function validateSettings(x: unknown, limits: { maxGamma?: number } = {})
     }
     seed = x.seed as number;
   }
-  const dsdPrecision = x.dsdPrecision ?? 'f32';
-  if (dsdPrecision !== 'f32' && dsdPrecision !== 'f16') bad(`dsdPrecision must be f32 or f16`);
-  const candidates = x.candidates ?? 'auto';
-  if (candidates !== 'auto') int(candidates, 'candidates', 1, 1024);
+  const dsdPrecision = x.dsdPrecision ?? DEFAULT_SETTINGS.dsdPrecision;
+  if (!DSD_PRECISIONS.includes(dsdPrecision as DsdPrecision)) bad(`dsdPrecision must be f32 or f16`);
+  const candidates = x.candidates ?? DEFAULT_SETTINGS.candidates;
+  if (candidates !== 'auto') int(candidates, 'candidates', CANDIDATES.min, CANDIDATES.max);
   const s: SessionSettings = {
     mode,
     codec,
     gamma,
     sampling: sampling(x.sampling, 'sampling'),
     draftSampling: sampling(x.draftSampling ?? x.sampling, 'draftSampling'),
-    dsdPrecision: dsdPrecision as 'f32' | 'f16',
-    topK: int(x.topK ?? 20, 'topK', 1, 1 << 20),
+    dsdPrecision: dsdPrecision as DsdPrecision,
+    topK: int(x.topK ?? TOPK_CODEC.default, 'topK', 1, TOPK_CODEC.max),
     candidates: candidates as number | 'auto',
   };
   if (seed !== undefined) s.seed = seed;
   return s;
+}
+
+/** Partial settings a device is opened with: the mode and anything else, the rest from the defaults. */
+export type PartialSettings = Partial<SessionSettings> & Pick<SessionSettings, 'mode'>;
+
+/**
+ * Merges partial settings with the defaults (the draft samples like the target unless told otherwise; `ar`
+ * drafts nothing) and validates them against the device's bound GAMMA.max, before any connection.
+ */
+export function completeSettings(s: PartialSettings): SessionSettings {
+  const target = s.sampling ?? DEFAULT_SETTINGS.sampling;
+  return validateSettings({
+    ...DEFAULT_SETTINGS,
+    ...s,
+    gamma: gammaFor(s.mode, s.gamma ?? GAMMA.default),
+    sampling: target,
+    draftSampling: s.draftSampling ?? target,
+  });
 }
 
 export function validateIdentity(x: unknown): ModelIdentity {

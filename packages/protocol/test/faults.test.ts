@@ -10,17 +10,14 @@ import { processLogits, sampleFrom } from '@dssd/kernel';
 import {
   DeviceSession,
   EdgeSession,
-  FAULT_KINDS,
-  FaultyChannel,
   FrameTransport,
   ProtocolError,
   ProtocolErrorCode,
   SessionTable,
   memoryChannelPair,
   type DeviceOptions,
-  type FaultKind,
-  type FaultPlan,
 } from '../src/index.js';
+import { FAULT_KINDS, FaultyChannel, type FaultKind, type FaultPlan } from '../src/testing/index.js';
 import { ToyLm, toyIdentity } from './toy.js';
 
 const V = 12;

@@ -3,7 +3,7 @@
  * delays, duplicates, reorders, truncates or corrupts them, or closes the channel after a number of messages
  * (mid-round). Seeded, so a failing case replays exactly. Wrap both ends to disturb both directions.
  */
-import type { RawChannel } from './transport.js';
+import type { RawChannel } from '../wire/transport.js';
 
 export type FaultKind = 'drop' | 'delay' | 'duplicate' | 'reorder' | 'truncate' | 'corrupt' | 'close';
 export const FAULT_KINDS: readonly FaultKind[] = [

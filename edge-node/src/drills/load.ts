@@ -5,22 +5,14 @@
  * p50/p99 round latency (uplink sent → verdict received, measured on the device) and the edge's peak RSS.
  */
 import { spawn } from 'node:child_process';
+import { parseArgs } from 'node:util';
+import { num } from '../flags.js';
 import fs from 'node:fs';
-import path from 'node:path';
-import { createRequire } from 'node:module';
-import WebSocket from 'ws';
-import { loadNodeModel } from '@dssd/models/node';
+import { fileURLToPath } from 'node:url';
+import { DEFAULT_MODEL_DIRS, defaultPrompts, loadNodeModel } from '@dssd/models/node';
 import type { LanguageModel } from '@dssd/models';
-import {
-  DeviceSession,
-  FrameTransport,
-  connectEdge,
-  type DeviceOptions,
-  type RawChannel,
-} from '@dssd/protocol';
-import { DEFAULT_DRAFT_DIR, REPO_ROOT } from './server.js';
-
-const require = createRequire(import.meta.url);
+import { GAMMA, type DeviceOptions, type RawChannel } from '@dssd/protocol';
+import { connectNodeDevice } from '../device/node.js';
 
 export interface LoadReport {
   devices: number;
@@ -36,35 +28,6 @@ export interface LoadReport {
   tokens: number;
   wallS: number;
   errorMessages: string[];
-}
-
-const BASE_PROMPTS = [
-  'The jury said',
-  'In the morning the',
-  'It was a',
-  'He said that the',
-  'The new law',
-  'Mrs. Kennedy',
-  'After the war,',
-  'The church',
-  'We must',
-  'She looked at',
-  'The United States',
-  'There is no',
-  'Two men',
-  'The city council voted',
-  'I think',
-  'The first thing',
-  'Music',
-  'When he came home',
-  'The results of the study',
-  'On Sunday',
-];
-
-export function loadPrompts(n: number): string[] {
-  return Array.from({ length: n }, (_, i) =>
-    i < BASE_PROMPTS.length ? BASE_PROMPTS[i] : `${BASE_PROMPTS[i % BASE_PROMPTS.length]} ${i}`,
-  );
 }
 
 /** Times each uplink message to the next downlink one: a round's latency as the device sees it. */
@@ -99,41 +62,22 @@ class TimedChannel implements RawChannel {
   }
 }
 
-async function openDevice(url: string, draft: LanguageModel, settings: DeviceOptions['settings']) {
-  const { channel } = await connectEdge({
-    url,
-    WebSocket: WebSocket as never,
-    wrtc: require('@roamhq/wrtc'),
-    timeoutMs: 30_000,
-  });
-  const timed = new TimedChannel(channel);
-  const c = draft.config;
-  const drafter = settings.mode === 'ar' ? undefined : draft.createSession();
-  const session = await DeviceSession.open({
-    transport: new FrameTransport(timed),
-    model: {
-      tokenizerHash: draft.tokenizerHash,
-      vocabSize: c.vocabSize,
-      maxContext: c.maxContext,
-      eosTokenId: c.eosTokenId,
-    },
-    drafter,
+/** A greedy device on the shared draft model whose channel times each round. */
+async function openTimedDevice(url: string, draft: LanguageModel, settings: DeviceOptions['settings']) {
+  let timed: TimedChannel | null = null;
+  const d = await connectNodeDevice({
+    edge: url,
+    draft,
     settings,
     timeoutMs: 60_000,
+    wrap: (ch) => (timed = new TimedChannel(ch)),
   });
-  return {
-    session,
-    timed,
-    close: () => {
-      session.close();
-      drafter?.dispose();
-    },
-  };
+  return { ...d, timed: timed! as TimedChannel };
 }
 
 /** Starts `dssd serve` in a child process on a free port; resolves with its URL and pid. */
 async function startEdgeProcess(devices: number): Promise<{ url: string; pid: number; stop: () => void }> {
-  const bin = path.join(REPO_ROOT, 'edge-node/bin/dssd.js');
+  const bin = fileURLToPath(new URL('../../../bin/dssd.js', import.meta.url));
   const child = spawn(
     process.execPath,
     [bin, 'serve', '--port', '0', '--log-level', 'warn', '--max-sessions', String(devices + 8)],
@@ -182,7 +126,7 @@ export async function runLoad(o: {
   const n = o.devices;
   const maxNewTokens = o.maxNewTokens ?? 32;
   const greedy = { temperature: 0, topK: 0, topP: 1 };
-  const draft = await loadNodeModel(DEFAULT_DRAFT_DIR);
+  const draft = await loadNodeModel(DEFAULT_MODEL_DIRS.draft);
   const edge = await startEdgeProcess(n);
   log(`edge at ${edge.url} (pid ${edge.pid}); ${n} devices, ${maxNewTokens} tokens each`);
   const report: LoadReport = {
@@ -200,26 +144,26 @@ export async function runLoad(o: {
     errorMessages: [],
   };
   try {
-    const prompts = loadPrompts(n).map((p) => draft.tokenizer.encode(p));
+    const prompts = defaultPrompts(n).map((p) => draft.tokenizer.encode(p));
     // References: each prompt's own ar answer, one device at a time.
     const refs: number[][] = [];
     for (const p of prompts) {
-      const d = await openDevice(edge.url, draft, { mode: 'ar', sampling: greedy });
+      const d = await openTimedDevice(edge.url, draft, { mode: 'ar', sampling: greedy });
       refs.push((await d.session.generate(p, { maxNewTokens })).tokens);
       d.close();
     }
     log(`ar references done`);
     // Connect a few at a time (ICE on two cores is the bottleneck); generate all at once.
-    const devs: Awaited<ReturnType<typeof openDevice>>[] = [];
+    const devs: Awaited<ReturnType<typeof openTimedDevice>>[] = [];
     const settings: DeviceOptions['settings'] = {
       mode: 'dssd',
       codec: 'auto',
-      gamma: o.gamma ?? 4,
+      gamma: o.gamma ?? GAMMA.default,
       sampling: greedy,
     };
     for (let i = 0; i < n; i += 8) {
       devs.push(
-        ...(await Promise.all(prompts.slice(i, i + 8).map(() => openDevice(edge.url, draft, settings)))),
+        ...(await Promise.all(prompts.slice(i, i + 8).map(() => openTimedDevice(edge.url, draft, settings)))),
       );
     }
     log(`${n} devices connected`);
@@ -289,4 +233,27 @@ async function tieMargin(url: string, prefix: number[]): Promise<number> {
   const body = (await res.json()) as { first: number[] };
   const s = [...body.first].sort((a, b) => b - a);
   return s[0] - s[1];
+}
+
+/** `dssd load`: N concurrent devices against an edge process of its own. */
+export async function loadCommand(argv: string[]): Promise<void> {
+  const { values: v } = parseArgs({
+    args: argv,
+    options: { devices: { type: 'string' }, tokens: { type: 'string' }, json: { type: 'boolean' } },
+  });
+  const r = await runLoad({
+    devices: num(v.devices, 'devices', 16, true),
+    maxNewTokens: num(v.tokens, 'tokens', 32, true),
+    log: (m) => process.stderr.write(m + '\n'),
+  });
+  process.stderr.write(
+    `${r.devices} devices: ${r.tokens} tokens in ${r.rounds} rounds over ${r.wallS.toFixed(2)} s → ` +
+      `${r.roundsPerSecond.toFixed(1)} rounds/s; round latency p50 ${r.p50Ms.toFixed(1)} ms, p99 ${r.p99Ms.toFixed(1)} ms; ` +
+      `edge peak RSS ${r.peakRssMb.toFixed(0)} MiB; errors ${r.errors}, cross-talk ${r.crossTalk}, near-ties ${r.nearTies}\n`,
+  );
+  for (const m of r.errorMessages) process.stderr.write(`  ${m}\n`);
+  const { errorMessages: _e, ...rest } = r;
+  void _e;
+  if (v.json) process.stdout.write(JSON.stringify(rest) + '\n');
+  if (r.errors > 0 || r.crossTalk > 0) process.exitCode = 1;
 }

@@ -24,57 +24,23 @@ import {
   type DecodedFrame,
   type Frame,
   type FrameLimits,
-  type RejectionBody,
   type DoneReason,
 } from '@dssd/codec';
+import { SessionRng, SpecStats, processLogits, sampleFrom, type RoundRules } from '@dssd/kernel';
+import { ProtocolError, ProtocolErrorCode, WIRE_CODES } from '../errors.js';
+import type { LmSession } from '../lm.js';
 import {
-  RoundRng,
-  SessionRng,
-  SpecStats,
-  chooseCandidateCount,
-  drawCandidates,
-  processLogits,
-  sampleBonus,
-  sampleFrom,
-  sampleResidual,
-  scanAcceptance,
-} from '@dssd/kernel';
-import { ProtocolError, ProtocolErrorCode, WIRE_CODES } from './errors.js';
-import type { LmSession } from './lm.js';
-import {
+  DEFAULT_EDGE_LIMITS,
   PROTOCOL_VERSION,
   validateHello,
-  type Mode,
+  type EdgeLimits,
   type ModelIdentity,
   type SessionSettings,
-  type DownlinkCodec,
-} from './settings.js';
-
-export interface EdgeLimits {
-  maxGamma: number;
-  /** Longest history (prompt + generated) a session may hold; also capped by the model's context. */
-  maxContext: number;
-  /** Longest single prompt (tokens in one turn frame). */
-  maxPromptTokens: number;
-  maxNewTokens: number;
-  /** Largest reassembled frame accepted. */
-  maxFrameBytes: number;
-  allowedModes: readonly Mode[];
-  allowedCodecs: readonly DownlinkCodec[];
-  /** Verify rounds (draft and turn frames) a session may start per second; more get RateLimited errors. */
-  maxRoundsPerSecond: number;
-}
-
-export const DEFAULT_EDGE_LIMITS: EdgeLimits = {
-  maxGamma: 16,
-  maxContext: 1 << 20,
-  maxPromptTokens: 1 << 16,
-  maxNewTokens: 1 << 16,
-  maxFrameBytes: 64 * 1024 * 1024,
-  allowedModes: ['ar', 'dsd', 'dssd'],
-  allowedCodecs: ['auto', 'f32', 'f16', 'sparse', 'topk', 'candidates'],
-  maxRoundsPerSecond: 1000,
-};
+  type TargetCost,
+} from '../settings.js';
+import { historyDigest, parseResume, randomHex, type ResumeAnswer } from '../wire/resume.js';
+import { RoundBucket } from './rate.js';
+import { verifyDraft, verifyDsdDraft, type HeldDistribution } from './verify.js';
 
 /** What a resumed session takes over from the one its device lost. */
 export interface HeldSession {
@@ -106,28 +72,19 @@ export interface EdgeSessionOptions {
   /** The edge's secret seed, used for its uniforms when the device gives no session seed. */
   secretSeed: number;
   limits?: Partial<EdgeLimits>;
-  /** Pads every target forward pass to a + b·tokens ms (benchmarks: emulating a larger model). */
-  targetDelayMs?: { a: number; b: number };
+  /** Pads every target forward pass to a + b·tokens ms (benchmarks: EMULATION of a larger model). */
+  targetCost?: TargetCost;
   /** Sends an encoded frame to the device. */
   send: (frame: Uint8Array) => Promise<void> | void;
   /** Observer of each verify pass (or AR step) duration, for latency histograms. */
   onVerify?: (ms: number, kind: 'verify' | 'ar') => void;
-  /**
-   * Deliberately wrong rules, only to show that the fidelity check catches them: 'inverted-ratio' accepts
-   * with min(1, q/p) as the DSSD paper prints it.
-   */
-  plantedBug?: 'inverted-ratio';
+  /** The round's decision rules (default: the kernel's exact ones; test tools wrap them). */
+  rules?: RoundRules;
   /** Observer for errors sent (metrics, logs). */
   onError?: (code: ProtocolErrorCode, message: string) => void;
   /** Looks up a session a device asks to resume (absent: every resume rebuilds from the device's tokens). */
   resume?: (sessionId: number, secret: string) => ResumeLookup | Promise<ResumeLookup>;
   now?: () => number;
-}
-
-interface PendingFull {
-  j: number;
-  round: number;
-  p: Float32Array;
 }
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -155,15 +112,15 @@ export class EdgeSession {
   private round = 0;
   private turnActive = false;
   private awaitingPrev = false;
-  private pendingFull: PendingFull | null = null;
+  private pendingFull: HeldDistribution | null = null;
   private arRunning: Promise<void> | null = null;
   private arStop = false;
   private chain: Promise<void> = Promise.resolve();
-  private tvEstimate = 0.5;
+  /** Running estimate of the total variation at rejections (adaptive candidate count). */
+  private readonly tv = { estimate: 0.5 };
   private closed = false;
   private roundBase = 0;
-  private bucket = 0;
-  private bucketAt = 0;
+  private readonly bucket: RoundBucket;
   /** Proves the device's right to resume this session (hex, 128 bits); issued in the welcome. */
   resumeSecret = '';
   /** When the last frame arrived (the owner's idle timeout reads it). */
@@ -175,6 +132,7 @@ export class EdgeSession {
     this.limits = { ...DEFAULT_EDGE_LIMITS, ...opts.limits };
     this.now = opts.now ?? (() => performance.now());
     this.lastActivity = this.now();
+    this.bucket = new RoundBucket(this.limits.maxRoundsPerSecond, this.now);
   }
 
   get isClosed(): boolean {
@@ -267,7 +225,7 @@ export class EdgeSession {
         `frame for session ${f.sessionId}, this is ${this.id}`,
       );
     }
-    if (f.kind === 'turn' || f.kind === 'draft' || f.kind === 'dsdDraft') this.takeToken();
+    if (f.kind === 'turn' || f.kind === 'draft' || f.kind === 'dsdDraft') this.bucket.take();
     switch (f.kind) {
       case 'turn':
         return this.onTurn(f.base, Array.from(f.ids), f.maxNewTokens, f.round);
@@ -287,22 +245,6 @@ export class EdgeSession {
           `the edge does not accept '${f.kind}' frames`,
         );
     }
-  }
-
-  /** Token bucket: bursts up to one second's allowance, then maxRoundsPerSecond. */
-  private takeToken(): void {
-    const rate = this.limits.maxRoundsPerSecond;
-    if (!Number.isFinite(rate)) return;
-    const t = this.now();
-    this.bucket = Math.min(rate, this.bucket + ((t - this.bucketAt) / 1000) * rate);
-    this.bucketAt = t;
-    if (this.bucket < 1) {
-      throw new ProtocolError(
-        ProtocolErrorCode.RateLimited,
-        `more than ${rate} rounds per second; this edge limits each session`,
-      );
-    }
-    this.bucket -= 1;
   }
 
   private async onHello(body: Record<string, unknown>): Promise<void> {
@@ -337,7 +279,7 @@ export class EdgeSession {
       );
     }
     this.maxContext = Math.min(m.maxContext, hello.model.maxContext, this.limits.maxContext);
-    let resumed: { held: number; digest: number } | undefined;
+    let resumed: ResumeAnswer | undefined;
     if (resume) {
       const found = this.opts.resume ? await this.opts.resume(resume.sessionId, resume.secret) : 'unknown';
       if (found === 'denied') {
@@ -421,7 +363,7 @@ export class EdgeSession {
     const feed = this.history.slice(t.length).concat(extra);
     const t0 = this.now();
     const rows = await t.forward(feed);
-    const d = this.opts.targetDelayMs;
+    const d = this.opts.targetCost;
     if (d) {
       const pad = d.a + d.b * feed.length - (this.now() - t0);
       if (pad > 0) await sleep(pad);
@@ -477,51 +419,26 @@ export class EdgeSession {
     this.pendingFull = null;
     const t0 = this.now();
     const rows = await this.score(ids);
-    const rr = this.rng!.round(this.turn, this.round);
-    const gamma = ids.length;
-    // Process P_i lazily: a rejection at j never needs P_{j+1..γ+1}.
-    let j = gamma + 1;
-    let Pj: Float32Array | null = null;
-    for (let i = 1; i <= gamma; i++) {
-      const P = processLogits(rows[i - 1], s.sampling);
-      const [p, qi] =
-        this.opts.plantedBug === 'inverted-ratio'
-          ? [q[i - 1], P[ids[i - 1]] || 1e-30]
-          : [P[ids[i - 1]], q[i - 1]];
-      const scan = scanAcceptance([p], [qi], [rr.accept(i)]);
-      if (scan.rejectedAt !== null) {
-        j = i;
-        Pj = P;
-        break;
-      }
-    }
     const base = this.history.length;
-    if (Pj === null) {
-      const bonus = sampleBonus(processLogits(rows[gamma], s.sampling), rr.bonus(gamma));
-      this.history.push(...ids, bonus);
-      this.metrics.stats.recordRound(gamma, gamma, { bonus: true });
-      this.endRound(t0);
-      return this.send({ kind: 'verdict', outcome: 'accept', j, token: bonus }, round);
+    const v = verifyDraft({
+      rows,
+      ids,
+      q,
+      settings: s,
+      rng: this.rng!.round(this.turn, this.round),
+      round,
+      tv: this.tv,
+      rules: this.opts.rules,
+    });
+    this.history.push(...v.appended);
+    if (v.truncateTo !== null) {
+      this.target!.truncate(base + v.truncateTo);
+      this.awaitingPrev = true;
     }
-    this.history.push(...ids.slice(0, j - 1));
-    this.target!.truncate(base + j - 1);
-    this.awaitingPrev = true;
-    this.metrics.stats.recordRound(gamma, j - 1, { resampled: true, fullRequest: s.codec !== 'candidates' });
-    this.tvEstimate = 0.9 * this.tvEstimate + 0.1 * (1 - Math.min(1, Pj[ids[j - 1]] / q[j - 1]));
-    let body: RejectionBody;
-    if (s.codec === 'candidates') {
-      const K =
-        s.candidates === 'auto'
-          ? chooseCandidateCount(Math.min(1, Math.max(0.05, this.tvEstimate)))
-          : s.candidates;
-      const c = drawCandidates(Pj, K, rr.candidateUniforms(j, K));
-      body = { encoding: 'candidates', ids: c.ids, probs: c.probs };
-      this.pendingFull = { j, round, p: Pj };
-    } else {
-      body = { encoding: s.codec, p: Pj, topK: s.topK };
-    }
+    this.pendingFull = v.held;
+    this.metrics.stats.recordRound(ids.length, v.accepted, v.outcome);
     this.endRound(t0);
-    return this.send({ kind: 'verdict', outcome: 'reject', j, body }, round);
+    return this.send(v.frame, round);
   }
 
   private async onDsdDraft(round: number, ids: number[], dists: Float32Array[]): Promise<void> {
@@ -531,29 +448,20 @@ export class EdgeSession {
     this.checkRound(round, ids.length, 0);
     const t0 = this.now();
     const rows = await this.score(ids);
-    const rr = this.rng!.round(this.turn, this.round);
-    const gamma = ids.length;
     const base = this.history.length;
-    for (let i = 1; i <= gamma; i++) {
-      const P = processLogits(rows[i - 1], s.sampling);
-      const Q = dists[i - 1];
-      const x = ids[i - 1];
-      if (!(Q[x] > 0)) throw new ProtocolError(ProtocolErrorCode.BadFrame, `Q_${i}(x_${i}) is not positive`);
-      const scan = scanAcceptance([P[x]], [Q[x]], [rr.accept(i)]);
-      if (scan.rejectedAt !== null) {
-        const token = sampleResidual(P, Q, rr.residual(i));
-        this.history.push(...ids.slice(0, i - 1), token);
-        this.target!.truncate(base + i - 1);
-        this.metrics.stats.recordRound(gamma, i - 1, { resampled: true });
-        this.endRound(t0);
-        return this.send({ kind: 'verdict', outcome: 'resample', j: i, token }, round);
-      }
-    }
-    const bonus = sampleBonus(processLogits(rows[gamma], s.sampling), rr.bonus(gamma));
-    this.history.push(...ids, bonus);
-    this.metrics.stats.recordRound(gamma, gamma, { bonus: true });
+    const v = verifyDsdDraft({
+      rows,
+      ids,
+      dists,
+      settings: s,
+      rng: this.rng!.round(this.turn, this.round),
+      rules: this.opts.rules,
+    });
+    this.history.push(...v.appended);
+    if (v.truncateTo !== null) this.target!.truncate(base + v.truncateTo);
+    this.metrics.stats.recordRound(ids.length, v.accepted, v.outcome);
     this.endRound(t0);
-    return this.send({ kind: 'verdict', outcome: 'accept', j: gamma + 1, token: bonus }, round);
+    return this.send(v.frame, round);
   }
 
   private endRound(t0: number): void {
@@ -638,127 +546,4 @@ export class EdgeSession {
     this.opts.onError?.(code, message);
     await this.send({ kind: 'error', code: WIRE_CODES[code], message }, round);
   }
-}
-
-/** FNV-1a over the first n tokens: both sides compute it to confirm a shared history prefix. */
-export function historyDigest(tokens: readonly number[], n: number): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < n; i++) {
-    let t = tokens[i];
-    for (let k = 0; k < 4; k++) {
-      h = Math.imul(h ^ (t & 0xff), 0x01000193) >>> 0;
-      t >>>= 8;
-    }
-  }
-  return h >>> 0;
-}
-
-function randomHex(bytes: number): string {
-  const a = new Uint8Array(bytes);
-  globalThis.crypto.getRandomValues(a);
-  return Array.from(a, (b) => b.toString(16).padStart(2, '0')).join('');
-}
-
-function parseResume(x: unknown): { sessionId: number; secret: string; committed: number } | null {
-  if (x === undefined || x === null) return null;
-  const r = x as Record<string, unknown>;
-  const ok =
-    typeof x === 'object' &&
-    Number.isSafeInteger(r.sessionId) &&
-    (r.sessionId as number) >= 1 &&
-    typeof r.secret === 'string' &&
-    /^[0-9a-f]{32}$/.test(r.secret) &&
-    Number.isSafeInteger(r.committed) &&
-    (r.committed as number) >= 0;
-  if (!ok)
-    throw new ProtocolError(ProtocolErrorCode.BadSettings, 'resume needs {sessionId, secret, committed}');
-  return { sessionId: r.sessionId as number, secret: r.secret as string, committed: r.committed as number };
-}
-
-/**
- * The sessions of one edge by id, live and recently lost: a session whose connection closed is held for
- * `holdMs` so its device can resume it with the secret, then disposed. A device that resumes while its old
- * connection still looks alive takes the session over and the old connection is closed.
- */
-export class SessionTable {
-  private readonly live = new Map<number, { edge: EdgeSession; close: () => void }>();
-  private readonly held = new Map<number, { edge: EdgeSession; timer: ReturnType<typeof setTimeout> }>();
-  private shut = false;
-
-  constructor(
-    readonly holdMs: number,
-    private readonly dispose: (t: LmSession) => void,
-  ) {}
-
-  get liveCount(): number {
-    return this.live.size;
-  }
-
-  get heldCount(): number {
-    return this.held.size;
-  }
-
-  add(edge: EdgeSession, close: () => void): void {
-    this.live.set(edge.id, { edge, close });
-  }
-
-  /** The connection of a session closed: hold it for a resume, or dispose of it. */
-  lost(edge: EdgeSession): void {
-    if (this.live.get(edge.id)?.edge !== edge) return; // already taken over
-    this.live.delete(edge.id);
-    edge.close();
-    if (this.holdMs > 0 && !this.shut && edge.settings && edge.resumeSecret) {
-      const timer = setTimeout(() => this.drop(edge.id), this.holdMs);
-      (timer as { unref?: () => void }).unref?.();
-      this.held.set(edge.id, { edge, timer });
-    } else {
-      this.disposeOf(edge);
-    }
-  }
-
-  private drop(id: number): void {
-    const h = this.held.get(id);
-    if (!h) return;
-    this.held.delete(id);
-    this.disposeOf(h.edge);
-  }
-
-  private disposeOf(edge: EdgeSession): void {
-    void edge.release().then((h) => {
-      if (h) this.dispose(h.target);
-    });
-  }
-
-  /** Implements EdgeSessionOptions.resume. */
-  async claim(id: number, secret: string): Promise<ResumeLookup> {
-    const h = this.held.get(id);
-    const l = this.live.get(id);
-    const edge = h?.edge ?? l?.edge;
-    if (!edge || !edge.resumeSecret) return 'unknown';
-    if (!constantTimeEqual(edge.resumeSecret, secret)) return 'denied';
-    if (h) {
-      clearTimeout(h.timer);
-      this.held.delete(id);
-    } else if (l) {
-      this.live.delete(id);
-      l.close();
-    }
-    return (await edge.release()) ?? 'unknown';
-  }
-
-  /** Disposes every held session; with `shutdown`, sessions lost from now on are disposed at once. */
-  clear(shutdown = false): void {
-    if (shutdown) this.shut = true;
-    for (const id of [...this.held.keys()]) {
-      clearTimeout(this.held.get(id)!.timer);
-      this.drop(id);
-    }
-  }
-}
-
-function constantTimeEqual(a: string, b: string): boolean {
-  if (a.length !== b.length) return false;
-  let d = 0;
-  for (let i = 0; i < a.length; i++) d |= a.charCodeAt(i) ^ b.charCodeAt(i);
-  return d === 0;
 }

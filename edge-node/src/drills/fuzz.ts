@@ -6,187 +6,21 @@
  * session must keep producing the exact greedy answer, every reply must be a valid frame, and memory must stay
  * bounded.
  */
-import { decodeFrame, encodeFrame, frameCrc, type Frame } from '@dssd/codec';
-import { processLogits, sampleFrom } from '@dssd/kernel';
+import { parseArgs } from 'node:util';
+import WebSocket from 'ws';
+import { EdgeNode } from '../server.js';
+import { Logger } from '../log.js';
+import { connectNodeDevice, nodeWrtc } from '../device/node.js';
+import { num } from '../flags.js';
+import { MAX_GAMMA, decodeFrame, encodeFrame, frameCrc, type Frame } from '@dssd/codec';
 import {
   DeviceSession,
   EdgeSession,
   FrameTransport,
   memoryChannelPair,
-  prng,
-  type LmSession,
   type ModelIdentity,
 } from '@dssd/protocol';
-
-/** A tiny deterministic model: logits from a hash of the last two tokens (cheap, cache-sensitive). */
-export class HashLm implements LmSession {
-  readonly tokens: number[] = [];
-  constructor(
-    readonly V: number,
-    readonly seed = 1,
-  ) {}
-  get length(): number {
-    return this.tokens.length;
-  }
-  async forward(toks: number[]): Promise<Float32Array[]> {
-    if (toks.length === 0) throw new Error('empty forward');
-    return toks.map((t) => {
-      this.tokens.push(t);
-      return this.logits(this.tokens);
-    });
-  }
-  truncate(n: number): void {
-    if (n < 0 || n > this.tokens.length) throw new Error(`truncate ${n} of ${this.tokens.length}`);
-    this.tokens.length = n;
-  }
-  logits(prefix: number[]): Float32Array {
-    const a = prefix[prefix.length - 1] ?? 0;
-    const b = prefix[prefix.length - 2] ?? 0;
-    const out = new Float32Array(this.V);
-    for (let v = 0; v < this.V; v++) {
-      let h = Math.imul(a * 31 + b * 17 + v * 7 + this.seed, 0x9e3779b1) >>> 0;
-      h ^= h >>> 15;
-      out[v] = ((Math.imul(h, 0x85ebca6b) >>> 0) % 1000) / 250;
-    }
-    return out;
-  }
-}
-
-export function hashIdentity(V: number): ModelIdentity {
-  return { tokenizerHash: 'f0'.repeat(16), vocabSize: V, maxContext: 256, eosTokenId: -1, name: 'hash' };
-}
-
-/** Greedy reference for HashLm. */
-export function hashGreedy(V: number, prompt: number[], n: number): number[] {
-  const lm = new HashLm(V);
-  const p = [...prompt];
-  const out: number[] = [];
-  const g = { temperature: 0, topK: 0, topP: 1 };
-  for (let i = 0; i < n; i++) {
-    const t = sampleFrom(processLogits(lm.logits(p), g), 0.5);
-    out.push(t);
-    p.push(t);
-  }
-  return out;
-}
-
-/** Builds valid frames of every kind for a session (ids < V, q in (0, 1]) to mutate. */
-export class FrameForge {
-  constructor(
-    readonly V: number,
-    readonly rand: () => number,
-  ) {}
-  private int(n: number): number {
-    return Math.floor(this.rand() * n);
-  }
-  private ids(n: number): number[] {
-    return Array.from({ length: n }, () => this.int(this.V));
-  }
-  hello(): Frame {
-    const modes = ['ar', 'dsd', 'dssd'] as const;
-    const codecs = ['auto', 'f32', 'f16', 'sparse', 'topk', 'candidates'] as const;
-    const mode = modes[this.int(3)];
-    return {
-      kind: 'hello',
-      body: {
-        protocol: 1,
-        model: hashIdentity(this.V),
-        settings: {
-          mode,
-          codec: codecs[this.int(codecs.length)],
-          gamma: mode === 'ar' ? 0 : 1 + this.int(6),
-          sampling: { temperature: this.rand() < 0.5 ? 0 : 1, topK: 0, topP: 1 },
-          dsdPrecision: 'f32',
-          topK: 8,
-          candidates: 'auto',
-          ...(this.rand() < 0.5 ? { seed: this.int(1000) } : {}),
-        },
-      },
-    };
-  }
-  frame(): Frame {
-    const g = 1 + this.int(5);
-    switch (this.int(9)) {
-      case 0:
-        return this.hello();
-      case 1:
-      case 2:
-        return {
-          kind: 'turn',
-          base: this.int(4),
-          ids: this.ids(1 + this.int(8)),
-          maxNewTokens: 1 + this.int(40),
-        };
-      case 3:
-      case 4: {
-        const q = Array.from({ length: g }, () => Math.max(1e-6, this.rand()));
-        return {
-          kind: 'draft',
-          ids: this.ids(g),
-          q,
-          ...(this.rand() < 0.4 ? { prevToken: this.int(this.V) } : {}),
-        };
-      }
-      case 5: {
-        const dists = Array.from({ length: g }, () => {
-          const d = new Float32Array(this.V).map(() => this.rand());
-          const s = d.reduce((a, b) => a + b, 0);
-          return d.map((x) => x / s);
-        });
-        return { kind: 'dsdDraft', ids: this.ids(g), dists, encoding: 'f32' };
-      }
-      case 6:
-        return { kind: 'fullRequest', j: 1 + this.int(g) };
-      case 7:
-        return { kind: 'stop' };
-      default:
-        return { kind: 'ping', t: this.rand() * 1e6 };
-    }
-  }
-  /** One mutated frame for `sessionId` near `round`. */
-  mutated(sessionId: number, round: number): Uint8Array {
-    const f = this.frame();
-    let b = encodeFrame(f, { sessionId, round: Math.max(0, round + this.int(3) - 1), vocabSize: this.V });
-    const r = this.rand();
-    if (r < 0.15) return b; // valid frames in odd orders drive the session state machine
-    b = b.slice();
-    const ops = 1 + this.int(4);
-    for (let k = 0; k < ops; k++) {
-      const op = this.int(8);
-      if (op <= 2 && b.length > 0) b[this.int(b.length)] ^= 1 << this.int(8);
-      else if (op === 3 && b.length > 0) b[this.int(b.length)] = [0, 0xff, 0x7f, 0x80][this.int(4)];
-      else if (op === 4) b = b.slice(0, this.int(b.length + 1));
-      else if (op === 5) {
-        const extra = new Uint8Array(1 + this.int(64)).map(() => this.int(256));
-        const c = new Uint8Array(b.length + extra.length);
-        c.set(b);
-        c.set(extra, b.length);
-        b = c;
-      } else if (op === 6 && b.length >= 20) {
-        // header fields: type, session, round, payload length
-        const dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
-        const which = this.int(4);
-        if (which === 0) b[3] = this.int(20);
-        else if (which === 1) dv.setUint32(4, this.rand() < 0.5 ? sessionId + 1 : 0, true);
-        else if (which === 2) dv.setUint32(8, this.int(0xffffffff), true);
-        else dv.setUint32(12, [0, 0xffffffff, b.length, b.length - 21][this.int(4)] >>> 0, true);
-      } else if (op === 7) {
-        // splice the tail of another frame
-        const o = encodeFrame(this.frame(), { sessionId, round, vocabSize: this.V });
-        const cut = this.int(Math.min(b.length, o.length) + 1);
-        const c = new Uint8Array(cut + o.length - Math.min(cut, o.length));
-        c.set(b.subarray(0, cut));
-        c.set(o.subarray(Math.min(cut, o.length)), cut);
-        b = c;
-      }
-    }
-    // Fix the CRC most of the time so the payload and session checks are exercised, not just the checksum.
-    if (b.length >= 20 && this.rand() < 0.7) {
-      new DataView(b.buffer, b.byteOffset, b.byteLength).setUint32(16, frameCrc(b), true);
-    }
-    return b;
-  }
-}
+import { FrameForge, HashLm, hashGreedy, hashIdentity, prng } from '@dssd/protocol/testing';
 
 export interface FuzzReport {
   frames: number;
@@ -248,7 +82,7 @@ export async function fuzzInProcess(o: {
   let round = 0;
   const onReply = (bytes: Uint8Array) => {
     try {
-      const f = decodeFrame(bytes, { vocabSize: V_FUZZ, maxGamma: 254, maxCandidates: 4096 });
+      const f = decodeFrame(bytes, { vocabSize: V_FUZZ, maxGamma: MAX_GAMMA, maxCandidates: 4096 });
       if (f.kind === 'error') errorsSent++;
     } catch {
       rep.badReplies++;
@@ -370,7 +204,7 @@ export async function fuzzDataChannel(o: {
     t.onFrame((bytes) => {
       rep.replies++;
       try {
-        const f = decodeFrame(bytes, { vocabSize: V, maxGamma: 254, maxCandidates: 4096 });
+        const f = decodeFrame(bytes, { vocabSize: V, maxGamma: MAX_GAMMA, maxCandidates: 4096 });
         if (f.kind === 'welcome') sessionId = (f.body as { sessionId: number }).sessionId;
       } catch {
         rep.badReplies++;
@@ -441,4 +275,90 @@ export async function fuzzDataChannel(o: {
   }
   rep.seconds = (performance.now() - t0) / 1000;
   return rep;
+}
+
+/** `dssd fuzz`: hostile frames in-process and over a data channel while a good device keeps generating. */
+export async function fuzzCommand(argv: string[]): Promise<void> {
+  const { values: v } = parseArgs({
+    args: argv,
+    options: {
+      frames: { type: 'string' },
+      'channel-frames': { type: 'string' },
+      seed: { type: 'string' },
+      json: { type: 'boolean' },
+    },
+  });
+  const say = (m: string) => process.stderr.write(m + '\n');
+  const frames = num(v.frames, 'frames', 1_000_000, true);
+  const seed = num(v.seed, 'seed', 1, true);
+  const inproc = await fuzzInProcess({
+    frames,
+    seed,
+    onProgress: (d, r) =>
+      process.stderr.write(`\r  in-process: ${d} frames, heap ${r.heapPeakMb.toFixed(1)} MiB peak   `),
+  });
+  say(
+    `\nin-process: ${inproc.frames} frames in ${inproc.seconds.toFixed(1)} s, ${inproc.accepted} accepted, ` +
+      `errors ${JSON.stringify(inproc.errors)}, bad replies ${inproc.badReplies}, well-behaved ` +
+      `${inproc.goodExact}/${inproc.goodRuns} exact, heap ${inproc.heapStartMb.toFixed(1)} → ${inproc.heapPeakMb.toFixed(1)} MiB peak`,
+  );
+  // Over a real data channel into an edge node, while a well-behaved device keeps generating.
+  const node = await EdgeNode.start({ port: 0, log: new Logger('silent'), maxSessions: 16 });
+  const greedy = { temperature: 0, topK: 0, topP: 1 };
+  const prompt = 'The jury said';
+  const good = async (mode: 'ar' | 'dssd') => {
+    const d = await connectNodeDevice({ edge: node.url, settings: { mode, sampling: greedy } });
+    try {
+      const out: number[] = [];
+      for (let k = 0; k < 3; k++) {
+        if (k > 0) d.session.rewind(0);
+        out.push(
+          ...(await d.session.generate(d.draft.tokenizer.encode(prompt), { maxNewTokens: 24 })).tokens,
+          -1,
+        );
+      }
+      return out;
+    } finally {
+      d.close();
+    }
+  };
+  const ref = await good('ar');
+  const [chan, during] = await Promise.all([
+    fuzzDataChannel({
+      url: node.url,
+      frames: num(v['channel-frames'], 'channel-frames', 20_000, true),
+      seed: seed + 1,
+      model: node.identity,
+      WebSocket,
+      wrtc: nodeWrtc(),
+    }),
+    good('dssd'),
+  ]);
+  const after = await good('dssd');
+  const healthy = (await fetch(node.url + '/healthz')).ok;
+  const wellBehaved =
+    JSON.stringify(during) === JSON.stringify(ref) && JSON.stringify(after) === JSON.stringify(ref);
+  const maxRssMb = process.resourceUsage().maxRSS / 1024;
+  await node.close();
+  say(
+    `data channel: ${chan.frames} frames (${chan.rawMessages} raw) in ${chan.seconds.toFixed(1)} s, ${chan.replies} replies, ` +
+      `bad replies ${chan.badReplies}; signaling attacks refused ${chan.signalingRefused}/${chan.signalingAttacks}; ` +
+      `well-behaved session exact: ${wellBehaved}; edge healthy: ${healthy}; peak RSS ${maxRssMb.toFixed(0)} MiB`,
+  );
+  const out = {
+    framesInProcess: inproc.frames,
+    framesDataChannel: chan.frames,
+    badReplies: inproc.badReplies + chan.badReplies,
+    errors: inproc.errors,
+    wellBehaved: wellBehaved && inproc.goodExact === inproc.goodRuns,
+    healthy,
+    signalingAttacks: chan.signalingAttacks,
+    signalingRefused: chan.signalingRefused,
+    heapPeakMb: inproc.heapPeakMb,
+    peakRssMb: maxRssMb,
+    seconds: inproc.seconds + chan.seconds,
+  };
+  if (v.json) process.stdout.write(JSON.stringify(out) + '\n');
+  if (!out.wellBehaved || !healthy || out.badReplies > 0 || chan.signalingRefused < chan.signalingAttacks)
+    process.exitCode = 1;
 }

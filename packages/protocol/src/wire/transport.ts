@@ -4,7 +4,7 @@
  * state machines only ever see whole frames.
  */
 import { Chunker, Reassembler, chunkSizeFor, DEFAULT_MAX_CHUNK_BYTES } from '@dssd/codec';
-import { ProtocolError, ProtocolErrorCode } from './errors.js';
+import { ProtocolError, ProtocolErrorCode } from '../errors.js';
 
 /** A message pipe: what a data channel or a test pipe offers. */
 export interface RawChannel {

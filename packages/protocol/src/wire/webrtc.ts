@@ -9,15 +9,14 @@
  * The socket is closed as soon as the data channel is open, so signaling never carries session data.
  */
 import SimplePeer from 'simple-peer';
-import { ProtocolError, ProtocolErrorCode } from './errors.js';
+import { ProtocolError, ProtocolErrorCode, type ClosedReason } from '../errors.js';
+import { DEVICE_TIMEOUTS } from '../settings.js';
 import type { RawChannel } from './transport.js';
 
 /** Largest signaling message either side accepts (an SDP offer for one data channel is ~1 KB). */
 export const MAX_SIGNAL_MESSAGE_BYTES = 32 * 1024;
 /** Signaling messages accepted per connection attempt (SDP plus trickled candidates is a few dozen). */
 export const MAX_SIGNAL_MESSAGES = 200;
-/** Default time allowed from opening the socket to an open data channel. */
-export const DEFAULT_CONNECT_TIMEOUT_MS = 15_000;
 /**
  * libwebrtc's per-channel send queue limit. Past it @roamhq/wrtc silently drops messages (browsers throw), so
  * peerChannel refuses the send instead.
@@ -275,7 +274,7 @@ export function connectEdge(opts: ConnectEdgeOptions): Promise<EdgeConnection> {
       );
     }
     const Peer = opts.Peer ?? (SimplePeer as unknown as PeerConstructor);
-    const timeoutMs = opts.timeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
+    const timeoutMs = opts.timeoutMs ?? DEVICE_TIMEOUTS.connectMs;
     if (opts.signal?.aborted) {
       throw new ProtocolError(ProtocolErrorCode.Aborted, 'connection aborted before it started');
     }
@@ -301,7 +300,7 @@ export function connectEdge(opts: ConnectEdgeOptions): Promise<EdgeConnection> {
     const fail = (
       code: ProtocolErrorCode,
       message: string,
-      extra: { remote?: boolean; cause?: unknown } = {},
+      extra: { remote?: boolean; cause?: unknown; reason?: ClosedReason } = {},
     ) => {
       if (settled) return;
       cleanup();
@@ -405,11 +404,15 @@ export function connectEdge(opts: ConnectEdgeOptions): Promise<EdgeConnection> {
     socket.addEventListener('error', (ev: { message?: string; error?: unknown }) => {
       const why = typeof ev?.message === 'string' && ev.message ? `: ${ev.message}` : '';
       if (!opened)
-        fail(ProtocolErrorCode.Closed, `cannot reach the edge at ${url}${why}`, { cause: ev?.error });
+        fail(ProtocolErrorCode.Closed, `cannot reach the edge at ${url}${why}`, {
+          cause: ev?.error,
+          reason: 'unreachable',
+        });
       else fail(ProtocolErrorCode.Closed, `signaling socket to ${url} failed${why}`, { cause: ev?.error });
     });
     socket.addEventListener('close', () => {
-      if (!opened) fail(ProtocolErrorCode.Closed, `cannot reach the edge at ${url}`);
+      if (!opened)
+        fail(ProtocolErrorCode.Closed, `cannot reach the edge at ${url}`, { reason: 'unreachable' });
       else
         fail(ProtocolErrorCode.Closed, `edge closed signaling before the WebRTC connection to ${url} opened`);
     });

@@ -4,6 +4,12 @@
  * the first tokens must follow P_1 (chi-square over equal-mass bins).
  */
 import { SessionRng } from '@dssd/kernel';
+import type { DeviceOptions } from '@dssd/protocol';
+import { PLANTED_BUGS, plantedRules, type PlantedBug } from '@dssd/protocol/testing';
+import { parseArgs } from 'node:util';
+import { EDGE_NODE_DEFAULTS } from '@dssd/protocol';
+import { deviceFlags, deviceSettings, fail, num } from '../flags.js';
+import { connectNodeDevice } from '../device/node.js';
 
 /** P(D_n > d) for the one-sample KS statistic (asymptotic with Stephens' small-n correction). */
 export function ksPValue(d: number, n: number): number {
@@ -142,4 +148,84 @@ export function fidelityTest(
     ks: { statistic: d, pValue: ksP, n: u.length },
     chiSquare: { statistic: stat, dof, pValue: chiP, bins: mass.length },
   };
+}
+
+/** Samples `samples` continuations of a prompt from a device and tests them against the edge's /score. */
+export async function runFidelity(o: {
+  edge: string;
+  prompt: string;
+  tokens: number;
+  samples: number;
+  settings: DeviceOptions['settings'];
+  draftDir?: string;
+  /** A planted device-side bug, to show that the test catches it. */
+  plantedBug?: PlantedBug;
+  onProgress?: (done: number, total: number) => void;
+}) {
+  const dev = await connectNodeDevice({
+    edge: o.edge,
+    settings: o.settings,
+    draftDir: o.draftDir,
+    ...(o.plantedBug ? { rules: plantedRules(o.plantedBug) } : {}),
+  });
+  try {
+    const ids = dev.draft.tokenizer.encode(o.prompt);
+    if (ids.length === 0) throw new Error('the prompt encodes to no tokens');
+    const P = ids.length;
+    const seqs: number[][] = [];
+    for (let i = 0; i < o.samples; i++) {
+      if (i === 0) await dev.session.generate(ids, { maxNewTokens: o.tokens });
+      else {
+        dev.session.rewind(P - 1);
+        await dev.session.generate([ids[P - 1]], { maxNewTokens: o.tokens });
+      }
+      seqs.push(dev.session.history.slice(P, P + o.tokens));
+      if (o.onProgress && (i + 1) % 100 === 0) o.onProgress(i + 1, o.samples);
+    }
+    const res = await fetch(new URL('/score', o.edge.replace(/^ws/, 'http')), {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ prompt: ids, continuations: seqs, sampling: dev.session.settings.sampling }),
+    });
+    const body = (await res.json()) as { first: number[]; scores: [number, number][][]; error?: string };
+    if (!res.ok) throw new Error(`the edge could not score: ${body.error}`);
+    const report = fidelityTest(
+      body.scores,
+      body.first,
+      seqs.map((s) => s[0]),
+    );
+    return { ...report, mode: dev.session.settings.mode, codec: dev.session.settings.codec };
+  } finally {
+    dev.close();
+  }
+}
+
+/** `dssd fidelity`: sample from a device and test the law against the edge's exact probabilities. */
+export async function fidelityCommand(argv: string[]): Promise<void> {
+  const { values: v } = parseArgs({ args: argv, options: deviceFlags });
+  if (v.prompt === undefined) fail('--prompt is required');
+  const { settings } = deviceSettings(v);
+  const bug = v['plant-bug'] as string | undefined;
+  if (bug !== undefined && !PLANTED_BUGS.includes(bug as never))
+    fail(`--plant-bug must be one of ${PLANTED_BUGS.join(', ')}`);
+  const t0 = performance.now();
+  const rep = await runFidelity({
+    edge: v.edge ?? `http://localhost:${EDGE_NODE_DEFAULTS.port}`,
+    prompt: v.prompt,
+    tokens: num(v.tokens, 'tokens', 2, true),
+    samples: num(v.samples, 'samples', 1000, true),
+    settings,
+    draftDir: v.draft,
+    ...(bug ? { plantedBug: bug as PlantedBug } : {}),
+    onProgress: (d, n) => process.stderr.write(`\r  ${d}/${n} samples`),
+  });
+  process.stderr.write('\n');
+  if (v.json)
+    process.stdout.write(JSON.stringify({ ...rep, seconds: (performance.now() - t0) / 1000 }) + '\n');
+  else
+    process.stdout.write(
+      `${rep.mode}${rep.mode === 'dssd' ? `/${rep.codec}` : ''}: ${rep.samples} samples, ${rep.tokens} tokens: ` +
+        `KS D = ${rep.ks.statistic.toFixed(4)} (p = ${rep.ks.pValue.toPrecision(3)}), chi-square = ${rep.chiSquare.statistic.toFixed(1)} ` +
+        `on ${rep.chiSquare.dof} dof (p = ${rep.chiSquare.pValue.toPrecision(3)}); combined p = ${rep.pValue.toPrecision(3)}\n`,
+    );
 }

@@ -1,0 +1,83 @@
+/** Flag parsing shared by the CLI's commands: failures print one line and exit 2. */
+import {
+  SETTING_SPECS,
+  parseSettings,
+  parseTargetCost,
+  toSessionSettings,
+  type TargetCost,
+} from '@dssd/protocol';
+
+export function fail(msg: string): never {
+  process.stderr.write(`dssd: ${msg}\n(run 'dssd --help' for usage)\n`);
+  process.exit(2);
+}
+
+export function num(v: string | undefined, name: string, dflt: number, int = false): number {
+  if (v === undefined) return dflt;
+  const x = Number(v);
+  if (!Number.isFinite(x) || (int && !Number.isInteger(x)))
+    fail(`--${name} must be a${int ? 'n integer' : ' number'}, got '${v}'`);
+  return x;
+}
+
+export function list<T extends string>(
+  v: string | undefined,
+  allowed: readonly T[],
+  name: string,
+): T[] | undefined {
+  if (v === undefined) return undefined;
+  const xs = v.split(',').map((s) => s.trim()) as T[];
+  for (const x of xs) if (!allowed.includes(x)) fail(`--${name}: '${x}' is not one of ${allowed.join(', ')}`);
+  return xs;
+}
+
+export function parseIceServers(v: string | undefined): RTCIceServer[] {
+  if (!v) return [];
+  if (v.trim().startsWith('[')) {
+    try {
+      const a = JSON.parse(v) as RTCIceServer[];
+      if (!Array.isArray(a)) throw new Error('not an array');
+      return a;
+    } catch (e) {
+      fail(`--ice-servers is not a JSON array of RTCIceServer: ${(e as Error).message}`);
+    }
+  }
+  return v.split(',').map((urls) => ({ urls: urls.trim() }));
+}
+
+/** The settings flags (from the settings home) and the device commands' own flags. */
+export const deviceFlags = {
+  ...Object.fromEntries(SETTING_SPECS.map((s) => [s.flag, { type: 'string' as const }])),
+  edge: { type: 'string' },
+  prompt: { type: 'string' },
+  tokens: { type: 'string' },
+  samples: { type: 'string' },
+  draft: { type: 'string' },
+  json: { type: 'boolean' },
+  token: { type: 'string' },
+  'plant-bug': { type: 'string' },
+} as const;
+
+/** Device settings from the flags; every bad value is named (all-or-nothing). */
+export function deviceSettings(v: Record<string, string | boolean | undefined>) {
+  const flags = Object.fromEntries(
+    SETTING_SPECS.map((s) => [s.flag, v[s.flag] as string | undefined]).filter(([, x]) => x !== undefined),
+  );
+  const { settings: user, errors } = parseSettings(flags, { names: 'flag' });
+  if (errors.length) fail(errors.map((e) => `--${e.message}`).join('; '));
+  try {
+    return { ...toSessionSettings(user), maxTokens: user.maxTokens };
+  } catch (e) {
+    return fail((e as Error).message);
+  }
+}
+
+/** --target-ms: A,B or a preset name. */
+export function targetCost(v: string | undefined): TargetCost | undefined {
+  if (v === undefined) return undefined;
+  try {
+    return parseTargetCost(v);
+  } catch (e) {
+    return fail(`--target-ms: ${(e as Error).message}`);
+  }
+}

@@ -1,0 +1,27 @@
+// The CLI help is generated from the settings home: every setting's flag, range and default, and the edge's limits.
+import test from 'node:test';
+import assert from 'node:assert/strict';
+import {
+  DEFAULT_EDGE_LIMITS,
+  EDGE_NODE_DEFAULTS,
+  GAMMA,
+  SETTING_SPECS,
+  TARGET_COST_PRESETS,
+} from '@dssd/protocol';
+import { HELP } from '../src/index.js';
+
+test('dssd --help states the settings home’s flags, ranges and defaults', () => {
+  for (const s of SETTING_SPECS) assert.match(HELP, new RegExp(`--${s.flag} `), s.flag);
+  const gammaLine = HELP.split('\n').find((l) => l.startsWith('  --gamma '))!;
+  assert.match(
+    gammaLine,
+    new RegExp(`\\[${GAMMA.min}, ${GAMMA.max}\\] or auto \\(default ${GAMMA.default}\\)`),
+  );
+  assert.match(
+    HELP,
+    new RegExp(`--max-gamma N .*1\\.\\.${GAMMA.ceiling} \\(default ${DEFAULT_EDGE_LIMITS.maxGamma}\\)`),
+  );
+  assert.match(HELP, new RegExp(`--max-sessions N .*default ${EDGE_NODE_DEFAULTS.maxSessions}\\)`));
+  assert.match(HELP, new RegExp(`--codecs LIST .*default ${DEFAULT_EDGE_LIMITS.allowedCodecs.join(',')}\\)`));
+  for (const name of Object.keys(TARGET_COST_PRESETS)) assert.match(HELP, new RegExp(name));
+});

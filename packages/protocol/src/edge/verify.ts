@@ -1,0 +1,142 @@
+/**
+ * The edge's half of a round, from the target's logits to the verdict frame: processing P_i lazily and the
+ * kernel's round functions (verifyDssdRound, drawRejectionCandidates, verifyDsdRound) — the same functions the
+ * kernel's exact-enumeration tests prove. The session applies the returned history and cache changes.
+ */
+import type { Frame, RejectionBody } from '@dssd/codec';
+import {
+  chooseCandidateCount,
+  drawRejectionCandidates,
+  processLogits,
+  verifyDsdRound,
+  verifyDssdRound,
+  type RoundOutcome,
+  type RoundRng,
+  type RoundRules,
+} from '@dssd/kernel';
+import { ProtocolError, ProtocolErrorCode } from '../errors.js';
+import type { SessionSettings } from '../settings.js';
+
+/** P_j kept for a device whose candidates all failed (it asks for P_j in full). */
+export interface HeldDistribution {
+  j: number;
+  round: number;
+  p: Float32Array;
+}
+
+/** What the session applies after a verify pass. */
+export interface EdgeRoundResult {
+  frame: Frame;
+  /** Drafts accepted (j − 1, or γ). */
+  accepted: number;
+  /** Tokens both sides now agree on, appended to the history. */
+  appended: number[];
+  /** Keep this many of the round's scored tokens in the target cache (null: keep all). */
+  truncateTo: number | null;
+  held: HeldDistribution | null;
+  outcome: RoundOutcome;
+}
+
+/** Smallest TV the candidate count is sized for (K stays bounded when rejections are rare). */
+const MIN_TV = 0.05;
+
+/**
+ * DSSD: `rows` are the target's logits from the last history token on (γ+1 rows). `tv` carries the running
+ * estimate of the total variation at rejections, which sizes K for `candidates: 'auto'`.
+ */
+export function verifyDraft(o: {
+  rows: Float32Array[];
+  ids: number[];
+  q: number[];
+  settings: SessionSettings;
+  rng: RoundRng;
+  round: number;
+  tv: { estimate: number };
+  rules?: RoundRules;
+}): EdgeRoundResult {
+  const s = o.settings;
+  const gamma = o.ids.length;
+  const v = verifyDssdRound({
+    target: (i) => processLogits(o.rows[i - 1], s.sampling),
+    drafts: o.ids,
+    q: o.q,
+    rng: o.rng,
+    rules: o.rules,
+  });
+  if (v.rejectedAt === null) {
+    return {
+      frame: { kind: 'verdict', outcome: 'accept', j: gamma + 1, token: v.bonus! },
+      accepted: gamma,
+      appended: [...o.ids, v.bonus!],
+      truncateTo: null,
+      held: null,
+      outcome: { bonus: true },
+    };
+  }
+  const j = v.rejectedAt;
+  const Pj = v.rejectedRow as Float32Array;
+  o.tv.estimate = 0.9 * o.tv.estimate + 0.1 * (1 - Math.min(1, Pj[o.ids[j - 1]] / o.q[j - 1]));
+  let body: RejectionBody;
+  let held: HeldDistribution | null = null;
+  if (s.codec === 'candidates') {
+    const K =
+      s.candidates === 'auto'
+        ? chooseCandidateCount(Math.min(1, Math.max(MIN_TV, o.tv.estimate)))
+        : s.candidates;
+    const c = drawRejectionCandidates(Pj, K, j, o.rng);
+    body = { encoding: 'candidates', ids: c.ids, probs: c.probs };
+    held = { j, round: o.round, p: Pj };
+  } else {
+    body = { encoding: s.codec, p: Pj, topK: s.topK };
+  }
+  return {
+    frame: { kind: 'verdict', outcome: 'reject', j, body },
+    accepted: j - 1,
+    appended: o.ids.slice(0, j - 1),
+    truncateTo: j - 1,
+    held,
+    outcome: { resampled: true, fullRequest: s.codec !== 'candidates' },
+  };
+}
+
+/** DSD: the device uplinked every Q_i; the edge resamples (or samples the bonus) itself. */
+export function verifyDsdDraft(o: {
+  rows: Float32Array[];
+  ids: number[];
+  dists: Float32Array[];
+  settings: SessionSettings;
+  rng: RoundRng;
+  rules?: RoundRules;
+}): EdgeRoundResult {
+  const gamma = o.ids.length;
+  for (let i = 1; i <= gamma; i++) {
+    if (!(o.dists[i - 1][o.ids[i - 1]] > 0))
+      throw new ProtocolError(ProtocolErrorCode.BadFrame, `Q_${i}(x_${i}) is not positive`);
+  }
+  const v = verifyDsdRound({
+    target: (i) => processLogits(o.rows[i - 1], o.settings.sampling),
+    draft: (i) => o.dists[i - 1],
+    drafts: o.ids,
+    rng: o.rng,
+    rules: o.rules,
+  });
+  if (v.rejectedAt === null) {
+    return {
+      frame: { kind: 'verdict', outcome: 'accept', j: gamma + 1, token: v.token },
+      accepted: gamma,
+      appended: [...o.ids, v.token],
+      truncateTo: null,
+      held: null,
+      outcome: { bonus: true },
+    };
+  }
+  const j = v.rejectedAt;
+  return {
+    frame: { kind: 'verdict', outcome: 'resample', j, token: v.token },
+    accepted: j - 1,
+    appended: [...o.ids.slice(0, j - 1), v.token],
+    truncateTo: j - 1,
+    held: null,
+    outcome: { resampled: true },
+  };
+}

@@ -39,6 +39,7 @@ Usage:
                                        hostile input: mutated frames in-process and over a data channel
   dssd load [--devices N] [--tokens T] [--json]
                                        N concurrent devices against an edge of its own (default 16)
+  dssd drill [--tokens T]              attacks on an edge of its own while a greedy device runs; one JSON line
 
 serve options:
   --model DIR            target model folder (Hugging Face-style ONNX decoder; default: embedded target)
@@ -272,6 +273,9 @@ export async function main(argv: string[]): Promise<void> {
         return exitSoon();
       case 'load':
         await (await import('./drills/load.js')).loadCommand(rest);
+        return exitSoon();
+      case 'drill':
+        await (await import('./drills/attack.js')).drillCommand(rest);
         return exitSoon();
       case 'token': {
         const { values: v } = parseArgs({

@@ -72,12 +72,13 @@ test('join tokens: signed, expiring, tamper-evident; policies combine secret and
   assert.match(p.check(SECRET + 'x')!, /not accepted/);
   assert.match(p.check(issueJoinToken(KEY, 1, Math.floor(Date.now() / 1000) - 100))!, /expired/);
   assert.equal(new AccessPolicy().check(undefined), null, 'no configuration: open (bound to localhost)');
-  const o = new AccessPolicy({ allowedOrigins: ['https://shop.example'] });
-  assert.ok(o.originAllowed(undefined, 'http://edge:1'));
-  assert.ok(o.originAllowed('http://localhost:5173', 'http://edge:1'));
-  assert.ok(o.originAllowed('https://shop.example', 'http://edge:1'));
-  assert.ok(o.originAllowed('http://edge:1', 'http://edge:1'));
-  assert.ok(!o.originAllowed('https://evil.example', 'http://edge:1'));
+  const o = new AccessPolicy({ allowedOrigins: ['https://shop.example'], publicOrigins: ['http://edge:1'] });
+  assert.ok(o.originAllowed(undefined));
+  assert.ok(o.originAllowed('http://localhost:5173'));
+  assert.ok(o.originAllowed('https://shop.example'));
+  assert.ok(o.originAllowed('http://edge:1'), 'the edge’s public origin');
+  assert.ok(!o.originAllowed('https://evil.example'));
+  assert.ok(!o.originAllowed('http://evil.example:1', 'evil.example:1'), 'never trusted because Host agrees');
 });
 
 test('access: a credential is required when configured; tokens from POST /token work; refusals are counted', async () => {

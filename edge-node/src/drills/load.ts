@@ -219,11 +219,11 @@ export async function runLoad(o: {
   return report;
 }
 
-/** |P(top1) − P(top2)| of the target at `prefix`, from the edge's /score endpoint. */
-async function tieMargin(url: string, prefix: number[]): Promise<number> {
+/** |P(top1) − P(top2)| of the target at `prefix`, from the edge's /score endpoint (with its credential, if any). */
+async function tieMargin(url: string, prefix: number[], token?: string): Promise<number> {
   const res = await fetch(new URL('/score', url), {
     method: 'POST',
-    headers: { 'content-type': 'application/json' },
+    headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
     body: JSON.stringify({
       prompt: prefix,
       continuations: [],

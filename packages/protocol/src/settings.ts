@@ -4,7 +4,7 @@
  * the hello/welcome bodies. The CLI help, the page's form and the edge's limits are all generated from here.
  */
 import { validateSamplingParams, validateSeed, type SamplingParams } from '@dssd/kernel';
-import { MAX_GAMMA } from '@dssd/codec';
+import { MAX_GAMMA, draftFrameSize, dsdDraftFrameSize, turnFrameSize } from '@dssd/codec';
 import { ProtocolError, ProtocolErrorCode } from './errors.js';
 
 export const PROTOCOL_VERSION = 1;
@@ -116,15 +116,66 @@ export const DEFAULT_EDGE_LIMITS: Readonly<EdgeLimits> = Object.freeze({
   maxRoundsPerSecond: 1000,
 });
 
+/**
+ * The largest frame a device may legally send in a session with these settings (headers included): its turn
+ * frame at the prompt limit, its draft at the agreed γ (with the piggybacked token), or its DSD draft with every
+ * Q_i at the agreed precision; never above the edge's --max-frame-bytes.
+ */
+export function maxUplinkFrameBytes(s: SessionSettings, vocabSize: number, limits: EdgeLimits): number {
+  const sizes = [turnFrameSize(limits.maxPromptTokens, vocabSize), draftFrameSize(s.gamma, vocabSize, true)];
+  if (s.mode === 'dsd') sizes.push(dsdDraftFrameSize(s.gamma, vocabSize, s.dsdPrecision));
+  return Math.min(limits.maxFrameBytes, Math.max(...sizes));
+}
+
 /** What an edge node enforces as a whole (besides the per-session limits). */
 export const EDGE_NODE_DEFAULTS = Object.freeze({
   port: 8080,
   host: '127.0.0.1',
   maxSessions: 64,
-  /** Partially reassembled frames a session may hold. */
-  maxPendingFrames: 4,
+  /**
+   * WebRTC handshakes in progress at once (each a peer connection: ~2 threads, ~11 file descriptors, for up to
+   * DEVICE_TIMEOUTS.connectMs); a slot is reserved before the handshake, so these count against maxSessions too.
+   */
+  maxPending: 16,
+  /** Sessions held for a resume after their connection dropped (each keeps its KV cache); the oldest goes first. */
+  maxHeld: 16,
+  /** Partially reassembled frames a session may hold: one (a device sends its frames one after another). */
+  maxPendingFrames: 1,
+  /** A partial frame must complete within this many seconds of its first chunk. */
+  partialFrameTimeoutS: 10,
+  /** Largest frame accepted before the hello settles the session's settings (a hello is well under 4 KiB). */
+  preHelloMaxFrameBytes: 16 * 1024,
+  /**
+   * Bytes of partial frames the whole edge holds at once. Sized for real vocabularies: at |V| = 151,936 a legal
+   * DSD frame at γ 16 in f32 is ≈ 9.7 MB, so 128 MiB lets 13 such uploads be in flight together.
+   */
+  reassemblyBudgetBytes: 128 * 1024 * 1024,
+  /** A peer must say hello this many seconds after its data channel opened. */
+  helloTimeoutS: 5,
   idleTimeoutS: 300,
   resumeHoldS: 60,
+  /** Joins (signaling sockets) per second per client address, with a burst of twice that. */
+  joinsPerSecond: 10,
+  /** Failed POST /token issuer-secret guesses per minute per client address. */
+  issuerFailuresPerMinute: 10,
+  /** Shortest --secret, --issuer-secret and --metrics-token accepted. */
+  minSecretLength: 16,
+  /** Join tokens usable once (the nonce is remembered until the token expires); off by default. */
+  singleUseTokens: false,
+  /** Per-peer errors of one code logged in full before the log only samples them (one line per interval). */
+  errorLogBurst: 5,
+  errorLogIntervalS: 10,
+});
+
+/** POST /score (the fidelity check's exact reference): bounded work, behind the join credential. */
+export const SCORE_LIMITS = Object.freeze({
+  /** Largest request body. */
+  maxBodyBytes: 1024 * 1024,
+  /** Tokens scored per request (prompt plus every continuation): this many model contexts. */
+  maxContexts: 64,
+  /** Requests running or waiting; more get 503 with Retry-After. */
+  maxQueued: 2,
+  retryAfterS: 5,
 });
 
 // ---------------------------------------------------------------------------------------------------------------

@@ -84,6 +84,13 @@ export interface EdgeSessionOptions {
   onError?: (code: ProtocolErrorCode, message: string) => void;
   /** Looks up a session a device asks to resume (absent: every resume rebuilds from the device's tokens). */
   resume?: (sessionId: number, secret: string) => ResumeLookup | Promise<ResumeLookup>;
+  /**
+   * Set when the device joined with a single-use token already spent: the hello must resume, with its secret,
+   * a session held for that token (or a later session of it), else the session is refused.
+   */
+  requireResume?: (sessionId: number) => boolean;
+  /** Called once the hello is accepted, before the welcome is sent (the owner tightens its frame limit). */
+  onSettled?: (settings: SessionSettings) => void;
   now?: () => number;
 }
 
@@ -123,8 +130,13 @@ export class EdgeSession {
   private readonly bucket: RoundBucket;
   /** Proves the device's right to resume this session (hex, 128 bits); issued in the welcome. */
   resumeSecret = '';
-  /** When the last frame arrived (the owner's idle timeout reads it). */
+  /**
+   * When the device last made protocol progress (hello, turn, draft, full request, stop; pings do not count), for
+   * the owner's idle timeout.
+   */
   lastActivity: number;
+  /** When the session started (the owner's hello deadline reads it). */
+  readonly openedAt: number;
   private readonly now: () => number;
 
   constructor(private readonly opts: EdgeSessionOptions) {
@@ -132,6 +144,7 @@ export class EdgeSession {
     this.limits = { ...DEFAULT_EDGE_LIMITS, ...opts.limits };
     this.now = opts.now ?? (() => performance.now());
     this.lastActivity = this.now();
+    this.openedAt = this.lastActivity;
     this.bucket = new RoundBucket(this.limits.maxRoundsPerSecond, this.now);
   }
 
@@ -192,7 +205,6 @@ export class EdgeSession {
 
   private async process(bytes: Uint8Array): Promise<void> {
     if (this.closed) return;
-    this.lastActivity = this.now();
     let frame: DecodedFrame;
     try {
       if (bytes.length === 0) throw new ProtocolError(ProtocolErrorCode.BadFrame, 'malformed chunk');
@@ -202,6 +214,8 @@ export class EdgeSession {
       await this.sendError(ProtocolErrorCode.BadFrame, msg, 0);
       return;
     }
+    // Only progress keeps a session alive: a peer that only pings (or sends garbage) still times out.
+    if (frame.kind !== 'ping') this.lastActivity = this.now();
     try {
       await this.dispatch(frame);
     } catch (e) {
@@ -280,15 +294,18 @@ export class EdgeSession {
     }
     this.maxContext = Math.min(m.maxContext, hello.model.maxContext, this.limits.maxContext);
     let resumed: ResumeAnswer | undefined;
+    const mustResume = this.opts.requireResume;
+    if (mustResume && (!resume || !mustResume(resume.sessionId))) {
+      throw new ProtocolError(ProtocolErrorCode.Unauthorized, 'this join token was already used');
+    }
     if (resume) {
       const found = this.opts.resume ? await this.opts.resume(resume.sessionId, resume.secret) : 'unknown';
-      if (found === 'denied') {
-        throw new ProtocolError(
-          ProtocolErrorCode.Unauthorized,
-          `the resume secret for session ${resume.sessionId} is wrong`,
-        );
+      if (mustResume && typeof found === 'string') {
+        throw new ProtocolError(ProtocolErrorCode.Unauthorized, 'this join token was already used');
       }
-      if (found !== 'unknown') {
+      // A wrong secret is answered like an unknown id (a rebuild from the device's committed tokens), so the
+      // answer never tells which session ids exist; Unauthorized would also break resume after a restart.
+      if (typeof found !== 'string') {
         this.target = found.target;
         this.history = found.history.slice(0, this.maxContext);
         if (this.target.length > this.history.length) this.target.truncate(this.history.length);
@@ -300,6 +317,7 @@ export class EdgeSession {
     }
     this.target ??= await this.opts.createTarget();
     this.settings = s;
+    this.opts.onSettled?.(s);
     this.rng = new SessionRng(s.seed ?? this.opts.secretSeed);
     this.resumeSecret = randomHex(16);
     await this.send(

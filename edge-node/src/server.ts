@@ -125,6 +125,17 @@ class ErrorLogSampler {
     private readonly burst: number,
     private readonly intervalMs: number,
   ) {}
+  /** Errors of one session in the current window, for the disconnect limit. */
+  private readonly windows = new Map<number, { n: number; at: number }>();
+
+  /** Counts an error of `session`; true once it drew more than `max` within the interval. */
+  overLimit(session: number, max: number): boolean {
+    const now = performance.now();
+    let w = this.windows.get(session);
+    if (!w || now - w.at > this.intervalMs) this.windows.set(session, (w = { n: 0, at: now }));
+    return ++w.n > max;
+  }
+
   /** Returns the number of suppressed errors to report with this line, or null to skip logging it. */
   admit(session: number, code: string): number | null {
     const key = `${session}:${code}`;
@@ -144,6 +155,7 @@ class ErrorLogSampler {
     return null;
   }
   forget(session: number): void {
+    this.windows.delete(session);
     for (const k of this.seen.keys()) if (k.startsWith(`${session}:`)) this.seen.delete(k);
   }
 }
@@ -422,6 +434,13 @@ export class EdgeNode {
           });
         // A spent single-use token that did not resume its own session gets nothing more.
         if (code === ProtocolErrorCode.Unauthorized) setTimeout(() => transport.close(), 50);
+        // A garbage flood costs an error frame per chunk: past the limit the peer is disconnected.
+        if (this.errorLog.overLimit(id, EDGE_NODE_DEFAULTS.maxPeerErrors) && !transport.closed) {
+          this.metrics.countError('PeerErrorLimit');
+          this.log.warn('peer disconnected: too many bad frames', { session: id });
+          live.edge.close();
+          transport.close();
+        }
       },
       onVerify: (ms, kind) => (kind === 'verify' ? this.metrics.verify : this.metrics.arStep).observe(ms),
       resume: async (sid, secret) => {

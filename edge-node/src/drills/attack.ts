@@ -1,12 +1,14 @@
 /**
  * Attack drill (`dssd drill`): starts a real edge process (loopback only, --max-sessions 4, a shared secret and a
- * token key), runs a well-behaved greedy device unloaded, then again while hostile peers attack the edge:
+ * token key), runs a well-behaved greedy device unloaded, then again while hostile peers (a process of their own,
+ * so the device's event loop is not the attacker's) attack the edge:
  * concurrent joins beyond the session cap, partial-frame flooding, /score floods, ping-only peers, a rebinding
  * Host, a bad-chunk log flood, join-token reuse and build-file requests. Prints one JSON line: the edge's peak RSS,
  * open file descriptors, live/pending/held sessions (from /metrics), whether the device's greedy answer stayed
  * equal to the `ar` reference, and its latency against the unloaded run.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import readline from 'node:readline';
 import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
@@ -37,6 +39,20 @@ const greedy = { temperature: 0, topK: 0, topP: 1 };
 const SECRET = 'drill-secret-0123456789abcdef';
 const KEY = 'drill-token-key-0123456789abcdef';
 
+export interface AttackReport {
+  joinsAccepted: number;
+  joinsTried: number;
+  pingPeersOpen: number;
+  pingPeers: number;
+  partialChunksSent: number;
+  scoreAccepted: number;
+  scoreSent: number;
+  rebindAccepted: number;
+  buildFilesServed: number;
+  buildFilesTried: number;
+  badChunksSent: number;
+}
+
 export interface DrillReport {
   edgePeakRssMb: number;
   openFds: number;
@@ -48,14 +64,9 @@ export interface DrillReport {
   latencyRatio: number;
   unloadedMs: number;
   loadedMs: number;
-  joinsAccepted: string;
-  pingPeersOpen: number;
-  scoreAccepted: string;
-  rebindAccepted: string;
-  buildFilesServed: string;
   tokenReuseAccepted: boolean;
-  badChunkLogBytes: number;
-  badChunksSent: number;
+  edgeLogBytesDuringAttack: number;
+  attacks: AttackReport;
   wallS: number;
 }
 
@@ -236,21 +247,160 @@ function isWelcome(f: Uint8Array): boolean {
   return new TextDecoder().decode(f.subarray(20)).includes('resumeSecret');
 }
 
-export async function runDrill(o: { tokens?: number; log?: (m: string) => void } = {}): Promise<DrillReport> {
+/**
+ * The attacks, for `durationMs`, from this process (the drill runs them in a child process). Calls `ready` once
+ * the joins have settled.
+ */
+export async function runAttacks(url: string, durationMs: number, ready: () => void): Promise<AttackReport> {
+  const end = Date.now() + durationMs;
+  const live = () => Date.now() < end;
+  const closed = new Set<EdgeConnection>();
+  const conns: EdgeConnection[] = [];
+  const r: AttackReport = {
+    joinsAccepted: 0,
+    joinsTried: 16,
+    pingPeersOpen: 0,
+    pingPeers: 0,
+    partialChunksSent: 0,
+    scoreAccepted: 0,
+    scoreSent: 0,
+    rebindAccepted: 0,
+    buildFilesServed: 0,
+    buildFilesTried: 0,
+    badChunksSent: 0,
+  };
+  const track = (c: EdgeConnection) => {
+    conns.push(c);
+    c.channel.onClose(() => closed.add(c));
+    return c;
+  };
+  try {
+    // The bad-chunk peer joins first: 20 KB of 1-byte messages, paced over the attack.
+    const flood = await rawPeer(url, SECRET, 15_000).then(track, () => null);
+    const floodDone = (async () => {
+      for (let i = 0; flood && i < 20_000 && live() && !closed.has(flood); i++) {
+        try {
+          flood.channel.send(new Uint8Array([i & 0xff]));
+        } catch {
+          break;
+        }
+        r.badChunksSent++;
+        if (i % 500 === 499) await sleep(100);
+      }
+    })();
+    // Concurrent joins beyond --max-sessions: half only ping, half flood partial frames.
+    const peers = await Promise.all(
+      Array.from({ length: r.joinsTried }, () => rawPeer(url, SECRET, 15_000).then(track, () => null)),
+    );
+    const open = peers.filter((c): c is EdgeConnection => c !== null);
+    r.joinsAccepted = open.length;
+    const pingers = open.filter((_, i) => i % 2 === 0);
+    r.pingPeers = pingers.length;
+    const openedAt = Date.now();
+    const loops = open.map(async (c, i) => {
+      if (i % 2 === 0) {
+        const t = new FrameTransport(c.channel);
+        const ping = encodeFrame({ kind: 'ping', t: 1 }, { sessionId: 0, round: 0 });
+        while (live() && !closed.has(c)) {
+          await t.send(ping).catch(() => undefined);
+          await sleep(500);
+        }
+        return;
+      }
+      // First chunks of 60 MiB messages: a quarter of each message's chunks, paced.
+      const L = 60 * 1024 * 1024;
+      const count = 4000;
+      for (let id = 1; live() && !closed.has(c); id++) {
+        for (let k = 0; k < count - 1 && live() && !closed.has(c); k += 4) {
+          try {
+            c.channel.send(craftChunk(id, L, count, k));
+          } catch {
+            return;
+          }
+          r.partialChunksSent++;
+          if (k % 256 === 0) await sleep(20);
+          while (c.channel.bufferedAmount() > 1 << 20 && live()) await sleep(5);
+        }
+      }
+    });
+    ready();
+    // /score floods: text/plain, no credential, 16,000 tokens each; 12 every 2 s.
+    const scoreBody = JSON.stringify({
+      prompt: [1, 2, 3, 4, 5, 6, 7, 8],
+      continuations: Array.from({ length: 4000 }, (_, i) => [(i * 7) % 1000, (i * 13) % 1000, 5, 6]),
+      sampling: { temperature: 1, topK: 0, topP: 1 },
+    });
+    const scoreLoop = (async () => {
+      while (live()) {
+        for (let i = 0; i < 12; i++) {
+          r.scoreSent++;
+          // Counted once: answered 200, or still queued or running when the attack ends (taken on).
+          let counted = false;
+          const count = () => {
+            if (!counted) r.scoreAccepted++;
+            counted = true;
+          };
+          let settled = false;
+          const p = request(url, '/score', {
+            method: 'POST',
+            headers: { 'content-type': 'text/plain' },
+            body: scoreBody,
+            timeoutMs: Math.max(1000, end - Date.now()),
+          }).then((st) => {
+            settled = true;
+            if (st === 200) count();
+          });
+          void p;
+          setTimeout(() => !settled && count(), Math.max(0, end - Date.now() - 50)).unref();
+        }
+        await sleep(2000);
+      }
+    })();
+    // A rebinding Host (HTTP and signaling) and build files.
+    const port = new URL(url).port;
+    const rebind = [
+      await request(url, '/', { headers: { host: `evil.example:${port}` } }),
+      await request(url, '/healthz', { headers: { host: `evil.example:${port}` } }),
+      (await rebindSignal(url)) ? 200 : 403,
+    ];
+    r.rebindAccepted = rebind.filter((x) => x === 200).length;
+    const web = path.dirname(require.resolve('@dssd/web/package.json'));
+    const testJs = firstFile(path.join(web, 'dist', 'test'));
+    const builds = ['/app.js.map', '/tsconfig.tsbuildinfo', '/widget.js.map', '/ort/ort.min.js.map'];
+    if (testJs) builds.push('/test/' + testJs);
+    r.buildFilesTried = builds.length;
+    r.buildFilesServed = (await Promise.all(builds.map((p) => request(url, p)))).filter(
+      (x) => x === 200,
+    ).length;
+    await Promise.all([floodDone, scoreLoop, ...loops]);
+    // Ping-only peers: still connected at the end (the attack lasts well beyond a hello deadline)?
+    await sleep(Math.max(0, openedAt + 8000 - Date.now()));
+    r.pingPeersOpen = pingers.filter((c) => !closed.has(c)).length;
+    return r;
+  } finally {
+    for (const c of conns) c.close();
+  }
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+export async function runDrill(
+  o: { tokens?: number; runs?: number; log?: (m: string) => void } = {},
+): Promise<DrillReport> {
   const log = o.log ?? (() => undefined);
   const t0 = performance.now();
-  const n = o.tokens ?? 32;
+  const n = o.tokens ?? 64;
+  const runs = o.runs ?? 3;
   // Flags the edge understands (the drill also runs against builds that predate them).
   const extra = 'singleUseTokens' in EDGE_NODE_DEFAULTS ? ['--single-use-tokens'] : [];
   const draft = await loadNodeModel(DEFAULT_MODEL_DIRS.draft);
   const edge = await startEdge(extra);
   const pid = edge.child.pid!;
   log(`edge at ${edge.url} (pid ${pid})`);
-  const conns: EdgeConnection[] = [];
+  let attacker: ChildProcess | null = null;
   try {
     const prompt = draft.tokenizer.encode('The history of the city begins');
     const settings = { mode: 'dssd' as const, gamma: 4, sampling: greedy };
-    // The reference and the unloaded run.
     const ar = await connectNodeDevice({
       edge: edge.url,
       draft,
@@ -259,10 +409,21 @@ export async function runDrill(o: { tokens?: number; log?: (m: string) => void }
     });
     const ref = (await ar.session.generate(prompt, { maxNewTokens: n })).tokens;
     ar.close();
+    // The same greedy answer `runs` times on one device (rewound to the prompt each time): its latency is the median.
+    const answer = async (d: Awaited<ReturnType<typeof connectNodeDevice>>) => {
+      const times: number[] = [];
+      let exact = true;
+      for (let i = 0; i < runs; i++) {
+        if (i > 0) d.session.rewind(prompt.length - 1);
+        const s = performance.now();
+        const r = await d.session.generate(i === 0 ? prompt : prompt.slice(-1), { maxNewTokens: n });
+        times.push(performance.now() - s);
+        exact &&= arrEq(r.tokens, ref);
+      }
+      return { ms: median(times), exact };
+    };
     const a = await connectNodeDevice({ edge: edge.url, draft, token: SECRET, settings });
-    let s = performance.now();
-    const unloaded = (await a.session.generate(prompt, { maxNewTokens: n })).tokens;
-    const unloadedMs = performance.now() - s;
+    const unloaded = await answer(a);
     a.close();
     await sleep(300);
     // Token reuse: one signed token, two fresh joins.
@@ -274,140 +435,50 @@ export async function runDrill(o: { tokens?: number; log?: (m: string) => void }
     const b = await connectNodeDevice({ edge: edge.url, draft, token: SECRET, settings, timeoutMs: 60_000 });
     let peakFds = openFds(pid);
     const fdTimer = setInterval(() => (peakFds = Math.max(peakFds, openFds(pid))), 100);
-
-    // Attacks, all at once.
-    const closed = new Set<EdgeConnection>();
-    const attackers = Array.from({ length: 16 }, () =>
-      rawPeer(edge.url, SECRET, 15_000).then(
-        (c) => {
-          conns.push(c);
-          c.channel.onClose(() => closed.add(c));
-          return c;
-        },
-        () => null,
-      ),
-    );
-    const pingPeers: EdgeConnection[] = [];
-    let stop = false;
-    const peersDone = Promise.all(attackers).then(async (cs) => {
-      const open = cs.filter((c): c is EdgeConnection => c !== null);
-      open.forEach((c, i) => {
-        const ch = c.channel;
-        if (i % 2 === 0) {
-          // Ping-only peer: never says hello.
-          pingPeers.push(c);
-          const t = new FrameTransport(ch);
-          const tick = async () => {
-            while (!stop) {
-              await t
-                .send(encodeFrame({ kind: 'ping', t: 1 }, { sessionId: 0, round: 0 }))
-                .catch(() => undefined);
-              await sleep(500);
-            }
-          };
-          void tick();
-        } else {
-          // Partial frames: first chunks of 60 MiB messages, a quarter of each message's chunks.
-          void (async () => {
-            const L = 60 * 1024 * 1024;
-            const count = 4000;
-            for (let id = 1; id <= 4 && !stop; id++) {
-              for (let k = 0; k < count - 1 && !stop; k += 4) {
-                try {
-                  ch.send(craftChunk(id, L, count, k));
-                } catch {
-                  return;
-                }
-                while (ch.bufferedAmount() > 1 << 20 && !stop) await sleep(2);
-              }
-            }
-          })();
-        }
-      });
-      return open.length;
-    });
-    // /score floods: text/plain, no credential, large bodies.
-    const scoreBody = JSON.stringify({
-      prompt: prompt,
-      continuations: Array.from({ length: 4000 }, (_, i) => [(i * 7) % 1000, (i * 13) % 1000, 5, 6]),
-      sampling: { temperature: 1, topK: 0, topP: 1 },
-    });
-    // Status of each: 0 while still queued or running (taken on), else the HTTP status.
-    const scoreStatus = new Array<number>(12).fill(0);
-    for (let i = 0; i < 12; i++) {
-      void request(edge.url, '/score', {
-        method: 'POST',
-        headers: { 'content-type': 'text/plain' },
-        body: scoreBody,
-        timeoutMs: 60_000,
-      }).then((st) => (scoreStatus[i] = st === 0 ? -1 : st));
-    }
-    // A rebinding Host: HTTP and signaling.
-    const rebind = [
-      await request(edge.url, '/', { headers: { host: `evil.example:${new URL(edge.url).port}` } }),
-      await request(edge.url, '/healthz', { headers: { host: `evil.example:${new URL(edge.url).port}` } }),
-      (await rebindSignal(edge.url)) ? 200 : 403,
-    ];
-    // Build files.
-    const web = path.dirname(require.resolve('@dssd/web/package.json'));
-    const testJs = firstFile(path.join(web, 'dist', 'test'));
-    const builds = ['/app.js.map', '/tsconfig.tsbuildinfo', '/widget.js.map'];
-    if (testJs) builds.push('/test/' + testJs);
-    const buildStatus = await Promise.all(builds.map((p) => request(edge.url, p)));
-    // Bad chunks: 20 KB of 1-byte messages from one peer.
-    const flood = await rawPeer(edge.url, SECRET, 15_000).catch(() => null);
     const logBefore = edge.logBytes();
-    let badChunksSent = 0;
-    if (flood) {
-      conns.push(flood);
-      for (let i = 0; i < 20_000; i++) {
-        try {
-          flood.channel.send(new Uint8Array([i & 0xff]));
-        } catch {
-          break;
-        }
-        badChunksSent++;
-        if (i % 1000 === 0) await sleep(5);
-      }
-    }
-    await sleep(2000);
-    const badChunkLogBytes = edge.logBytes() - logBefore;
-    // The well-behaved device, under attack.
-    s = performance.now();
-    const loaded = (await b.session.generate(prompt, { maxNewTokens: n })).tokens;
-    const loadedMs = performance.now() - s;
-    const joined = await peersDone;
-    // Give ping-only peers time to be dropped (a few seconds after their channel opened).
-    await sleep(6000);
-    const pingOpen = pingPeers.filter((c) => !closed.has(c)).length;
-    stop = true;
+    // The attacker: a process of its own.
+    const bin = fileURLToPath(new URL('../../../bin/dssd.js', import.meta.url));
+    attacker = spawn(process.execPath, [bin, 'drill', '--attack', edge.url, '--duration-ms', '15000'], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    const lines = readline.createInterface({ input: attacker.stdout! });
+    let onReady: () => void = () => undefined;
+    const readyP = new Promise<void>((r) => (onReady = r));
+    const resultP = new Promise<AttackReport>((resolve, reject) => {
+      lines.on('line', (l) => {
+        if (l === 'ready') onReady();
+        else if (l.startsWith('{')) resolve(JSON.parse(l) as AttackReport);
+      });
+      attacker!.on('exit', (code) => reject(new Error(`the attacker exited with ${code}`)));
+    });
+    await Promise.race([readyP, resultP]);
+    log('attacks under way');
+    await sleep(1000);
+    const loaded = await answer(b);
+    log(`loaded runs done`);
+    const attacks = await resultP;
+    const edgeLogBytesDuringAttack = edge.logBytes() - logBefore;
     const m = await metricsOf(edge.url);
     clearInterval(fdTimer);
-    const report: DrillReport = {
+    b.close();
+    return {
       edgePeakRssMb: Math.round(peakRssMb(pid)),
       openFds: openFds(pid),
       peakFds,
       live: m.dssd_sessions_active ?? null,
       pending: m.dssd_sessions_pending ?? null,
       held: m.dssd_sessions_held ?? null,
-      exact: arrEq(unloaded, ref) && arrEq(loaded, ref),
-      latencyRatio: Math.round((loadedMs / unloadedMs) * 100) / 100,
-      unloadedMs: Math.round(unloadedMs),
-      loadedMs: Math.round(loadedMs),
-      joinsAccepted: `${joined}/16 (max-sessions 4, one slot held by the device)`,
-      pingPeersOpen: pingOpen,
-      scoreAccepted: `${scoreStatus.filter((x) => x === 200 || x === 0).length}/12`,
-      rebindAccepted: `${rebind.filter((x) => x === 200).length}/3`,
-      buildFilesServed: `${buildStatus.filter((x) => x === 200).length}/${builds.length}`,
+      exact: unloaded.exact && loaded.exact,
+      latencyRatio: Math.round((loaded.ms / unloaded.ms) * 100) / 100,
+      unloadedMs: Math.round(unloaded.ms),
+      loadedMs: Math.round(loaded.ms),
       tokenReuseAccepted: second,
-      badChunkLogBytes,
-      badChunksSent,
+      edgeLogBytesDuringAttack,
+      attacks,
       wallS: Math.round((performance.now() - t0) / 1000),
     };
-    b.close();
-    return report;
   } finally {
-    for (const c of conns) c.close();
+    attacker?.kill('SIGKILL');
     edge.stop();
   }
 }
@@ -426,9 +497,26 @@ function arrEq(a: number[], b: number[]): boolean {
 
 /** `dssd drill`: the attack drill against an edge process of its own; one JSON line on stdout. */
 export async function drillCommand(argv: string[]): Promise<void> {
-  const { values: v } = parseArgs({ args: argv, options: { tokens: { type: 'string' } } });
+  const { values: v } = parseArgs({
+    args: argv,
+    options: {
+      tokens: { type: 'string' },
+      runs: { type: 'string' },
+      attack: { type: 'string' },
+      'duration-ms': { type: 'string' },
+    },
+  });
+  if (v.attack) {
+    // The attacker side, spawned by the drill.
+    const r = await runAttacks(v.attack, num(v['duration-ms'], 'duration-ms', 15_000, true), () =>
+      process.stdout.write('ready\n'),
+    );
+    process.stdout.write(JSON.stringify(r) + '\n');
+    return;
+  }
   const r = await runDrill({
-    tokens: num(v.tokens, 'tokens', 32, true),
+    tokens: num(v.tokens, 'tokens', 64, true),
+    runs: num(v.runs, 'runs', 3, true),
     log: (m) => process.stderr.write(m + '\n'),
   });
   process.stdout.write(JSON.stringify(r) + '\n');

@@ -165,6 +165,8 @@ export const EDGE_NODE_DEFAULTS = Object.freeze({
   /** Per-peer errors of one code logged in full before the log only samples them (one line per interval). */
   errorLogBurst: 5,
   errorLogIntervalS: 10,
+  /** A peer that draws more error frames than this within errorLogIntervalS is disconnected (garbage floods). */
+  maxPeerErrors: 64,
 });
 
 /** POST /score (the fidelity check's exact reference): bounded work, behind the join credential. */

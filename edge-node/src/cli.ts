@@ -91,6 +91,8 @@ limits (each refusal is a typed error frame, counted in /metrics as dssd_errors_
                            partial frame per session; frames above the session's largest legal frame are refused
                            (before hello: ${N.preHelloMaxFrameBytes / 1024} KiB)
   --reassembly-budget-mb N   partial-frame memory edge-wide (default ${N.reassemblyBudgetBytes / MiB} MiB)
+  --max-peer-errors N    error frames a peer may draw per ${N.errorLogIntervalS} s before it is disconnected (default ${N.maxPeerErrors});
+                           beyond ${N.errorLogBurst} per code the log samples them, one line per ${N.errorLogIntervalS} s
   --joins-per-second N   joins per second per client address, burst 2N (default ${N.joinsPerSecond})
   --score-queue N        POST /score requests running or waiting, more get 503 (default ${S.maxQueued}); each at most
                            ${S.maxBodyBytes / MiB} MiB and ${S.maxContexts} contexts of tokens
@@ -142,6 +144,7 @@ async function serve(argv: string[]): Promise<void> {
       'partial-frame-timeout': { type: 'string' },
       'reassembly-budget-mb': { type: 'string' },
       'joins-per-second': { type: 'string' },
+      'max-peer-errors': { type: 'string' },
       'score-queue': { type: 'string' },
       'public-origin': { type: 'string' },
       'metrics-token': { type: 'string' },
@@ -210,6 +213,7 @@ async function serve(argv: string[]): Promise<void> {
       MiB * num(v['reassembly-budget-mb'], 'reassembly-budget-mb', N.reassemblyBudgetBytes / MiB),
     ),
     joinsPerSecond: num(v['joins-per-second'], 'joins-per-second', N.joinsPerSecond),
+    maxPeerErrors: num(v['max-peer-errors'], 'max-peer-errors', N.maxPeerErrors, true),
     score: { maxQueued: num(v['score-queue'], 'score-queue', S.maxQueued, true) },
     modelDir: v.model,
     draftDir: v.draft,

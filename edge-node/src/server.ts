@@ -69,6 +69,8 @@ export interface EdgeNodeOptions {
   partialFrameTimeoutMs?: number;
   /** Bytes of partial frames held edge-wide (EDGE_NODE_DEFAULTS.reassemblyBudgetBytes). */
   reassemblyBudgetBytes?: number;
+  /** Error frames a peer may draw per errorLogIntervalS before it is disconnected (EDGE_NODE_DEFAULTS.maxPeerErrors). */
+  maxPeerErrors?: number;
   /** Joins per second per client address (EDGE_NODE_DEFAULTS.joinsPerSecond). */
   joinsPerSecond?: number;
   /** /score bounds (SCORE_LIMITS). */
@@ -110,7 +112,7 @@ class ScoreCancelled extends Error {
 /** What the page needs from each static folder; build output (maps, .d.ts, tests, tsbuildinfo) is never served. */
 const STATIC_ALLOW: Record<string, RegExp> = {
   '/ort/': /^ort-wasm[\w.-]*\.(?:wasm|mjs)$/,
-  '/models/draft/': /^(?:[\w.-]+\.json|onnx\/[\w.-]+\.(?:onnx|onnx_data))$/,
+  '/models/draft/': /^(?:[\w.-]+\.json|onnx\/[\w.-]+\.onnx(?:_data(?:_\d+)?|\.data)?)$/,
   '/': /^[\w-]+\.(?:html|js|css|svg|png|ico)$/,
 };
 
@@ -435,7 +437,10 @@ export class EdgeNode {
         // A spent single-use token that did not resume its own session gets nothing more.
         if (code === ProtocolErrorCode.Unauthorized) setTimeout(() => transport.close(), 50);
         // A garbage flood costs an error frame per chunk: past the limit the peer is disconnected.
-        if (this.errorLog.overLimit(id, EDGE_NODE_DEFAULTS.maxPeerErrors) && !transport.closed) {
+        if (
+          this.errorLog.overLimit(id, this.opts.maxPeerErrors ?? EDGE_NODE_DEFAULTS.maxPeerErrors) &&
+          !transport.closed
+        ) {
           this.metrics.countError('PeerErrorLimit');
           this.log.warn('peer disconnected: too many bad frames', { session: id });
           live.edge.close();

@@ -35,6 +35,7 @@ test('dssd --help states the settings home’s flags, ranges and defaults', () =
     ['partial-frame-timeout S', N.partialFrameTimeoutS],
     ['reassembly-budget-mb N', N.reassemblyBudgetBytes / MiB],
     ['joins-per-second N', N.joinsPerSecond],
+    ['max-peer-errors N', N.maxPeerErrors],
     ['score-queue N', SCORE_LIMITS.maxQueued],
   ] as const)
     assert.match(HELP, new RegExp(`--${flag} .*\\(default ${dflt}\\b`), flag);

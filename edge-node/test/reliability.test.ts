@@ -24,7 +24,8 @@ let node: EdgeNode;
 let draft: LanguageModel;
 
 before(async () => {
-  node = await EdgeNode.start({ port: 0, log });
+  // The fuzz share sends a thousand bad frames on one session: no disconnect for errors here.
+  node = await EdgeNode.start({ port: 0, log, maxPeerErrors: Infinity });
   draft = await loadNodeModel(DEFAULT_MODEL_DIRS.draft);
 });
 after(async () => {
@@ -32,7 +33,10 @@ after(async () => {
 });
 
 async function metric(n: EdgeNode, re: RegExp): Promise<number> {
-  const t = await fetch(n.url + '/metrics').then((r) => r.text());
+  // /metrics follows the join credential when one is set (an open edge ignores it).
+  const t = await fetch(n.url + '/metrics', { headers: { authorization: `Bearer ${SECRET}` } }).then((r) =>
+    r.text(),
+  );
   return Number(re.exec(t)?.[1] ?? 0);
 }
 

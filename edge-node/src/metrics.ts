@@ -93,12 +93,11 @@ export class EdgeMetrics {
       down += d;
     }
     const lines: string[] = [];
-    const counter = (name: string, help: string, v: number) =>
-      lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} counter`, `${name} ${v}`);
-    lines.push('# HELP dssd_sessions_active Sessions connected now.', '# TYPE dssd_sessions_active gauge');
-    lines.push(`dssd_sessions_active ${live.length}`);
-    const gauge = (name: string, help: string, v: number) =>
-      lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} gauge`, `${name} ${v}`);
+    const series = (type: 'counter' | 'gauge') => (name: string, help: string, v: number) =>
+      lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`, `${name} ${v}`);
+    const counter = series('counter');
+    const gauge = series('gauge');
+    gauge('dssd_sessions_active', 'Sessions connected now.', live.length);
     gauge(
       'dssd_sessions_pending',
       'WebRTC handshakes in progress (each holds a session slot).',

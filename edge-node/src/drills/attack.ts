@@ -32,6 +32,7 @@ import {
 import { connectNodeDevice } from '../device/node.js';
 import { issueJoinToken } from '../access.js';
 import { num } from '../flags.js';
+import { peakRssMb, startEdgeProcess } from './load.js';
 
 const require = createRequire(import.meta.url);
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -121,46 +122,6 @@ export function openFds(pid: number): number {
   } catch {
     return NaN;
   }
-}
-
-function peakRssMb(pid: number): number {
-  try {
-    const m = /VmHWM:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return m ? Number(m[1]) / 1024 : NaN;
-  } catch {
-    return NaN;
-  }
-}
-
-interface EdgeProcess {
-  url: string;
-  child: ChildProcess;
-  /** Bytes the edge wrote to stderr (its log) so far. */
-  logBytes(): number;
-  stop(): void;
-}
-
-async function startEdge(extra: string[]): Promise<EdgeProcess> {
-  const bin = fileURLToPath(new URL('../../../bin/dssd.js', import.meta.url));
-  const args = ['serve', '--port', '0', '--log-level', 'info', '--max-sessions', '4'];
-  args.push('--secret', SECRET, '--token-key', KEY, ...extra);
-  const child = spawn(process.execPath, [bin, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let logBytes = 0;
-  child.stderr!.on('data', (d: Buffer) => (logBytes += d.length));
-  const url = await new Promise<string>((resolve, reject) => {
-    let out = '';
-    const timer = setTimeout(() => reject(new Error('the edge did not start in 60 s')), 60_000);
-    child.stdout!.on('data', (d: Buffer) => {
-      out += d.toString();
-      const m = /Open (\S+) in a browser/.exec(out);
-      if (m) {
-        clearTimeout(timer);
-        resolve(m[1]);
-      }
-    });
-    child.on('exit', (code) => reject(new Error(`the edge exited with ${code}`)));
-  });
-  return { url, child, logBytes: () => logBytes, stop: () => child.kill('SIGKILL') };
 }
 
 /** An HTTP request with a chosen Host header; resolves with the status (0 on a network error). */
@@ -394,8 +355,11 @@ export async function runDrill(
   // Flags the edge understands (the drill also runs against builds that predate them).
   const extra = 'singleUseTokens' in EDGE_NODE_DEFAULTS ? ['--single-use-tokens'] : [];
   const draft = await loadNodeModel(DEFAULT_MODEL_DIRS.draft);
-  const edge = await startEdge(extra);
-  const pid = edge.child.pid!;
+  const edge = await startEdgeProcess(
+    ['--log-level', 'info', '--max-sessions', '4', '--secret', SECRET, '--token-key', KEY, ...extra],
+    { countLog: true },
+  );
+  const pid = edge.pid;
   log(`edge at ${edge.url} (pid ${pid})`);
   let attacker: ChildProcess | null = null;
   try {

@@ -64,3 +64,5 @@ export {
   transferMs,
 } from './latency.js';
 export type { ComputeParams, LinkParams, Method, ModelParams, Prediction, WireParams } from './latency.js';
+export { PipelineVerifier } from './pipeline.js';
+export type { PipelineBlock, PipelineResult } from './pipeline.js';

@@ -14,6 +14,7 @@ import {
   ProtocolError,
   ProtocolErrorCode,
   SessionTable,
+  PROTOCOL_VERSION,
   memoryChannelPair,
   type DeviceOptions,
 } from '../src/index.js';
@@ -225,7 +226,7 @@ test('resume needs the secret: a wrong one is refused with Unauthorized', async 
       {
         kind: 'hello',
         body: {
-          protocol: 1,
+          protocol: PROTOCOL_VERSION,
           model: toyIdentity(V),
           settings: { ...a.settings },
           resume: { sessionId: a.welcome.sessionId, secret: '0'.repeat(32), committed: 3 },

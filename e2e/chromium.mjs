@@ -1,6 +1,9 @@
 /** Debian's Chromium as the e2e tests launch it (deps.md §3): headless, fresh profile, no background traffic. */
 export const CHROMIUM = '/usr/bin/chromium';
 
+/** Debian's Firefox ESR, driven by Puppeteer over WebDriver BiDi (firefox.test.mjs). */
+export const FIREFOX = '/usr/bin/firefox-esr';
+
 export const CHROMIUM_ARGS = [
   '--no-sandbox',
   '--disable-gpu',
@@ -16,3 +19,9 @@ export const WEBRTC_LOOPBACK_ARGS = [
   '--allow-loopback-in-peer-connection',
   '--disable-features=WebRtcHideLocalIpsWithMdns',
 ];
+
+/** The Firefox equivalent: gather loopback candidates and show real host addresses instead of mDNS names. */
+export const FIREFOX_WEBRTC_LOOPBACK_PREFS = {
+  'media.peerconnection.ice.loopback': true,
+  'media.peerconnection.ice.obfuscate_host_addresses': false,
+};

@@ -1,16 +1,13 @@
 // Browser check of @dssd/models: the draft model runs in a Web Worker on onnxruntime-web (WASM EP) in headless
 // Chromium and reproduces the PyTorch fixture logits; prints the worker's per-forward latency.
-// Needs `npx tsc -b` first (bundles packages/models/dist). Skips only when /usr/bin/chromium is absent.
-import test from 'node:test';
-import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
-import { CHROMIUM, CHROMIUM_ARGS } from './chromium.mjs';
+// Needs `npx tsc -b` first (bundles packages/models/dist).
+import { expect, test } from '@playwright/test';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { createServer } from 'node:http';
-import { tmpdir } from 'node:os';
 import { extname, join, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { ROOT } from './fixtures.mjs';
 
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const FIXTURES = join(ROOT, 'packages/models/test/fixtures');
 const V = 4096;
 
@@ -73,87 +70,67 @@ function rows(flat) {
 }
 
 function maxAbsDiff(a, b) {
-  assert.equal(a.length, b.length);
+  expect(a.length).toBe(b.length);
   let m = 0;
   for (let r = 0; r < a.length; r++) {
-    assert.equal(a[r].length, b[r].length);
+    expect(a[r].length).toBe(b[r].length);
     for (let i = 0; i < a[r].length; i++) m = Math.max(m, Math.abs(a[r][i] - b[r][i]));
   }
   return m;
 }
 
-const skip = existsSync(CHROMIUM)
-  ? false
-  : `${CHROMIUM} is absent (apt-get install chromium); browser test skipped`;
+test('draft model in a Web Worker (onnxruntime-web WASM) matches the PyTorch fixture', async ({ page }) => {
+  test.setTimeout(180_000);
+  const ids = JSON.parse(readFileSync(join(FIXTURES, 'fixture.json'), 'utf8')).ids;
+  const buf = readFileSync(join(FIXTURES, 'draft-logits.f32'));
+  const expected = rows(new Float32Array(buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength)));
 
-test(
-  'draft model in a Web Worker (onnxruntime-web WASM) matches the PyTorch fixture',
-  { skip, timeout: 180_000 },
-  async () => {
-    const { chromium } = await import('playwright-core');
-    const ids = JSON.parse(readFileSync(join(FIXTURES, 'fixture.json'), 'utf8')).ids;
-    const buf = readFileSync(join(FIXTURES, 'draft-logits.f32'));
-    const expected = rows(
-      new Float32Array(buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength)),
+  const server = await serve(await bundle());
+  try {
+    const errors = [];
+    page.on('pageerror', (e) => errors.push(e.message));
+    await page.goto(`http://127.0.0.1:${server.address().port}/`);
+    await page.waitForFunction(() => window.modelsWorkerReady === true, null, { timeout: 30_000 });
+
+    const missing = await page.evaluate(() => window.modelsWorker.load('/models/nothing'));
+    expect(missing.error?.code).toBe('MISSING_FILE');
+    expect(missing.error.message).toMatch(/config\.json not found in model \/models\/nothing/);
+
+    const info = await page.evaluate(() => window.modelsWorker.load('/models/draft'));
+    expect(info.error, info.error?.message).toBeFalsy();
+    expect(info.config.vocabSize).toBe(V);
+    expect(info.config.maxContext).toBe(512);
+    expect(info.hash).toBe('62db5109187a4a3a9b5b9245852a800bb9dae30756ecab3544f451ba281fcfa0');
+
+    const text = 'naïve café — 中文 🙂\ttabs\n\n  spaces   3.14159';
+    const enc = await page.evaluate((t) => window.modelsWorker.encode(t), text);
+    expect(enc.slice(0, 8)).toEqual([2380, 196, 176, 309, 1335, 103, 196, 170]);
+    expect(await page.evaluate((e) => window.modelsWorker.decode(e), enc)).toBe(text);
+
+    const full = rows(
+      await page.evaluate(async (x) => Array.from(await window.modelsWorker.forward(x)), ids),
     );
+    const fullDiff = maxAbsDiff(full, expected);
+    expect(fullDiff, `browser vs PyTorch: ${fullDiff}`).toBeLessThanOrEqual(2e-3);
 
-    const server = await serve(await bundle());
-    const profile = mkdtempSync(join(tmpdir(), 'dssd-models-prof-'));
-    let ctx;
-    try {
-      ctx = await chromium.launchPersistentContext(profile, {
-        executablePath: CHROMIUM,
-        headless: true,
-        args: CHROMIUM_ARGS,
-      });
-      const page = ctx.pages()[0] ?? (await ctx.newPage());
-      const errors = [];
-      page.on('pageerror', (e) => errors.push(e.message));
-      await page.goto(`http://127.0.0.1:${server.address().port}/`);
-      await page.waitForFunction(() => window.modelsWorkerReady === true, null, { timeout: 30_000 });
+    const inc = await page.evaluate(async (x) => {
+      const r = await window.modelsWorker.incremental(x);
+      return { rows: Array.from(r.rows), block: Array.from(r.block), half: r.half };
+    }, ids);
+    const incDiff = maxAbsDiff(rows(inc.rows), expected);
+    expect(incDiff, `browser incremental vs PyTorch: ${incDiff}`).toBeLessThanOrEqual(2e-3);
+    const blockDiff = maxAbsDiff(rows(inc.block), expected.slice(inc.half, inc.half + 5));
+    expect(blockDiff, `browser truncate + 5-token block vs PyTorch: ${blockDiff}`).toBeLessThanOrEqual(2e-3);
 
-      const missing = await page.evaluate(() => window.modelsWorker.load('/models/nothing'));
-      assert.equal(missing.error?.code, 'MISSING_FILE');
-      assert.match(missing.error.message, /config\.json not found in model \/models\/nothing/);
-
-      const info = await page.evaluate(() => window.modelsWorker.load('/models/draft'));
-      assert.ok(!info.error, info.error?.message);
-      assert.equal(info.config.vocabSize, V);
-      assert.equal(info.config.maxContext, 512);
-      assert.equal(info.hash, '62db5109187a4a3a9b5b9245852a800bb9dae30756ecab3544f451ba281fcfa0');
-
-      const text = 'naïve café — 中文 🙂\ttabs\n\n  spaces   3.14159';
-      const enc = await page.evaluate((t) => window.modelsWorker.encode(t), text);
-      assert.deepEqual(enc.slice(0, 8), [2380, 196, 176, 309, 1335, 103, 196, 170]);
-      assert.equal(await page.evaluate((e) => window.modelsWorker.decode(e), enc), text);
-
-      const full = rows(
-        await page.evaluate(async (x) => Array.from(await window.modelsWorker.forward(x)), ids),
-      );
-      const fullDiff = maxAbsDiff(full, expected);
-      assert.ok(fullDiff <= 2e-3, `browser vs PyTorch: ${fullDiff}`);
-
-      const inc = await page.evaluate(async (x) => {
-        const r = await window.modelsWorker.incremental(x);
-        return { rows: Array.from(r.rows), block: Array.from(r.block), half: r.half };
-      }, ids);
-      const incDiff = maxAbsDiff(rows(inc.rows), expected);
-      assert.ok(incDiff <= 2e-3, `browser incremental vs PyTorch: ${incDiff}`);
-      const blockDiff = maxAbsDiff(rows(inc.block), expected.slice(inc.half, inc.half + 5));
-      assert.ok(blockDiff <= 2e-3, `browser truncate + 5-token block vs PyTorch: ${blockDiff}`);
-
-      const longIds = Array.from({ length: 133 }, (_, i) => ids[i % ids.length]);
-      const lat = await page.evaluate((x) => window.modelsWorker.latency(x, 30), longIds);
-      console.log(
-        `browser worker (WASM EP, 1 thread), draft: max |diff| full ${fullDiff.toExponential(2)}, ` +
-          `incremental ${incDiff.toExponential(2)}; median ms: 1 token @128 ${lat.one.toFixed(2)}, ` +
-          `5 tokens @128 ${lat.five.toFixed(2)}, prefill 128 ${lat.prefill.toFixed(2)}`,
-      );
-      assert.deepEqual(errors, []);
-    } finally {
-      await ctx?.close();
-      server.close();
-      rmSync(profile, { recursive: true, force: true });
-    }
-  },
-);
+    const longIds = Array.from({ length: 133 }, (_, i) => ids[i % ids.length]);
+    const lat = await page.evaluate((x) => window.modelsWorker.latency(x, 30), longIds);
+    console.log(
+      `browser worker (WASM EP, 1 thread), draft: max |diff| full ${fullDiff.toExponential(2)}, ` +
+        `incremental ${incDiff.toExponential(2)}; median ms: 1 token @128 ${lat.one.toFixed(2)}, ` +
+        `5 tokens @128 ${lat.five.toFixed(2)}, prefill 128 ${lat.prefill.toFixed(2)}`,
+    );
+    expect(errors).toEqual([]);
+  } finally {
+    server.close();
+  }
+});

@@ -9,19 +9,27 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadNodeModel } from '@dssd/models/node';
 import { DEFAULT_MODEL_DIRS } from '@dssd/models/node';
-import { identityOf, parseTargetCost } from '@dssd/protocol';
+import { identityOf, parseTargetCost, type TargetCost } from '@dssd/protocol';
 import { REPO_ROOT } from './paths.js';
 import { EMULATED_7B, GRIDS, KERNEL_CELLS, PROFILES, PROMPTS, type Grid, type GridCell } from './grid.js';
-import { METHODS, SETTINGS, runSpec, type Models, type SettingName } from './run.js';
+import {
+  METHODS,
+  SETTINGS,
+  runSpec,
+  type Measurement,
+  type Models,
+  type RunSpec,
+  type SettingName,
+} from './run.js';
 import { fillSpeedups, makeRow, rowKey, SHAPING_KERNEL, SHAPING_SIMULATED, type Row } from './rows.js';
 import {
   DEVICE_PORTS,
-  KernelNamespace,
-  KernelRunner,
-  KernelShapingError,
+  ShapedNamespace,
+  NetnsRunner,
+  NetnsShapingError,
   BURST_BYTES,
   LO_MTU,
-} from './kernel.js';
+} from './netns.js';
 import { pooledAdaptiveReport, writeReport } from './report.js';
 
 const HELP = `npm run bench -- [options]
@@ -68,8 +76,10 @@ interface ResultsFile {
   rows: Row[];
 }
 
-async function main(argv: string[]): Promise<void> {
-  const { values: v } = parseArgs({
+type Options = ReturnType<typeof parseOptions>;
+
+function parseOptions(argv: string[]) {
+  return parseArgs({
     args: argv,
     options: {
       quick: { type: 'boolean' },
@@ -91,24 +101,40 @@ async function main(argv: string[]): Promise<void> {
       'no-kernel': { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
-  });
-  if (v.help) {
-    process.stdout.write(HELP);
-    return;
-  }
-  if (v.pool) {
-    const files = list(v.pool)!.map((p) => ({
-      path: path.resolve(p),
-      results: JSON.parse(fs.readFileSync(p, 'utf8')) as ResultsFile,
-    }));
-    if (files.length < 2) throw new Error('--pool takes two or more results files');
-    const out = files[0].path.replace(/\.json$/, '-pooled.md');
-    process.stdout.write(pooledAdaptiveReport(files, out) + `\n  → ${path.relative(process.cwd(), out)}\n`);
-    return;
-  }
+  }).values;
+}
+
+/** --pool: the adaptive comparison over replicate results files, nothing run. */
+function poolReplicates(pool: string): void {
+  const files = list(pool)!.map((p) => ({
+    path: path.resolve(p),
+    results: JSON.parse(fs.readFileSync(p, 'utf8')) as ResultsFile,
+  }));
+  if (files.length < 2) throw new Error('--pool takes two or more results files');
+  const out = files[0].path.replace(/\.json$/, '-pooled.md');
+  process.stdout.write(pooledAdaptiveReport(files, out) + `\n  → ${path.relative(process.cwd(), out)}\n`);
+}
+
+type TargetMs = { a: number; b: number } | null;
+
+/** What to run: the grid, its target modes and cells after the filters, and the per-run sizes. */
+interface Plan {
+  grid: Grid;
+  emu: { a: number; b: number };
+  targetMode: string;
+  targets: TargetMs[];
+  maxNewTokens: number;
+  nPrompts: number;
+  seedBase: number;
+  filtered: boolean;
+  simCells: GridCell[];
+  kernelCells: GridCell[];
+}
+
+function makePlan(v: Options): Plan {
   if (v.quick && v.adaptive) throw new Error('--quick and --adaptive pick different grids; give one');
   const grid: Grid = v.quick ? GRIDS.quick : v.adaptive ? GRIDS.adaptive : GRIDS.default;
-  const emu = v['target-ms'] ? parseTargetCost(v['target-ms']) : EMULATED_7B;
+  const emu: TargetCost = v['target-ms'] ? parseTargetCost(v['target-ms']) : EMULATED_7B;
   const targetMode = v.target ?? 'both';
   if (!['cpu', 'emulated', 'both'].includes(targetMode)) throw new Error('--target is cpu, emulated or both');
   const targets = grid.targets
@@ -131,217 +157,300 @@ async function main(argv: string[]): Promise<void> {
     (!only.methods || only.methods.includes(c.method) || c.method === 'ar') &&
     (!only.settings || only.settings.includes(c.setting));
   const cells = v.kernel ? KERNEL_CELLS.map((c) => ({ ...c, part: 'methods' as const })) : grid.cells;
-  const kernelCells = v['no-kernel'] ? [] : (v.kernel ? KERNEL_CELLS : grid.kernelCells).filter(keep);
-  const simCells = cells.filter(keep);
-
-  const date = new Date().toISOString().slice(0, 10);
-  const out = path.resolve(
-    v.out ??
-      path.join(
-        REPO_ROOT,
-        'bench/results',
-        `${date}${v.quick ? '-quick' : ''}${v.adaptive ? '-adaptive' : ''}${v.kernel ? '-kernel' : ''}.json`,
-      ),
+  const filtered = !!(
+    only.profiles ||
+    only.methods ||
+    only.settings ||
+    v.tokens ||
+    v.prompts ||
+    v.seed ||
+    targetMode !== 'both' ||
+    v['no-kernel']
   );
+  return {
+    grid,
+    emu,
+    targetMode,
+    targets,
+    maxNewTokens,
+    nPrompts,
+    seedBase,
+    filtered,
+    simCells: cells.filter(keep),
+    kernelCells: v['no-kernel'] ? [] : (v.kernel ? KERNEL_CELLS : grid.kernelCells).filter(keep),
+  };
+}
+
+function resultsPath(v: Options): string {
+  const date = new Date().toISOString().slice(0, 10);
+  const name = `${date}${v.quick ? '-quick' : ''}${v.adaptive ? '-adaptive' : ''}${v.kernel ? '-kernel' : ''}.json`;
+  return path.resolve(v.out ?? path.join(REPO_ROOT, 'bench/results', name));
+}
+
+function loadResults(out: string, fresh: boolean): ResultsFile {
   fs.mkdirSync(path.dirname(out), { recursive: true });
-  let results: ResultsFile = { meta: {}, rows: [] };
-  if (fs.existsSync(out) && !v.fresh) {
-    results = JSON.parse(fs.readFileSync(out, 'utf8')) as ResultsFile;
-  }
-  const command = `npm run bench${argv.length ? ' -- ' + argv.join(' ') : ''}`;
-  const subset = v.kernel
-    ? `the kernel-shaped subset and the same cells simulated (${command})`
-    : only.profiles ||
-        only.methods ||
-        only.settings ||
-        v.tokens ||
-        v.prompts ||
-        v.seed ||
-        targetMode !== 'both' ||
-        v['no-kernel']
-      ? `a subset of the ${grid.name} grid (${command})`
-      : `the ${grid.name} grid`;
-  if (v['report-only']) {
-    fillSpeedups(results.rows);
-    fs.writeFileSync(out, JSON.stringify(results, null, 1) + '\n');
-    finish(results, out, !!v.docs);
-    return;
-  }
-  results.meta = {
+  if (fs.existsSync(out) && !fresh) return JSON.parse(fs.readFileSync(out, 'utf8')) as ResultsFile;
+  return { meta: {}, rows: [] };
+}
+
+function saveResults(results: ResultsFile, out: string): void {
+  fillSpeedups(results.rows);
+  fs.writeFileSync(out, JSON.stringify(results, null, 1) + '\n');
+}
+
+function describeSubset(v: Options, plan: Plan, command: string): string {
+  if (v.kernel) return `the kernel-shaped subset and the same cells simulated (${command})`;
+  return plan.filtered ? `a subset of the ${plan.grid.name} grid (${command})` : `the ${plan.grid.name} grid`;
+}
+
+function runMeta(results: ResultsFile, plan: Plan, command: string, subset: string): Record<string, unknown> {
+  return {
     ...results.meta,
     command,
-    grid: grid.name,
-    gridDescription: grid.description,
+    grid: plan.grid.name,
+    gridDescription: plan.grid.description,
     subset,
-    maxNewTokens,
-    prompts: PROMPTS.slice(0, nPrompts),
-    seed: seedBase,
-    targets: targets.map((t) => (t ? { emulated: true, ...t } : { emulated: false })),
+    maxNewTokens: plan.maxNewTokens,
+    prompts: PROMPTS.slice(0, plan.nPrompts),
+    seed: plan.seedBase,
+    targets: plan.targets.map((t) => (t ? { emulated: true, ...t } : { emulated: false })),
     node: process.version,
     cpus: `${os.cpus().length} × ${os.cpus()[0]?.model ?? 'unknown'}`,
     started: (results.meta.started as string | undefined) ?? new Date().toISOString(),
   };
-  const save = () => {
-    fillSpeedups(results.rows);
-    fs.writeFileSync(out, JSON.stringify(results, null, 1) + '\n');
-  };
+}
+
+/** One dssd-auto and one ar run on the first prompt, so the first measured run pays no ONNX or JIT warm-up. */
+async function warmUp(run: (spec: RunSpec) => Promise<unknown>, base: RunSpec): Promise<void> {
+  const warm = { ...base, prompts: [base.prompts[0]], seed: 1 };
+  await run({ ...warm, method: METHODS['dssd-auto'], gamma: 4, maxNewTokens: 24 });
+  await run({ ...warm, method: METHODS.ar, gamma: 0, maxNewTokens: 16 });
+}
+
+interface Job {
+  cell: GridCell;
+  targetMs: TargetMs;
+  shaping: string;
+}
+
+/** Simulated jobs first; kernel-shaped ones last, grouped by target mode (the edge process restarts when it changes). */
+function planJobs(plan: Plan): Job[] {
+  const jobs: Job[] = [];
+  for (const targetMs of plan.targets)
+    for (const cell of plan.simCells) jobs.push({ cell, targetMs, shaping: SHAPING_SIMULATED });
+  for (const targetMs of plan.targets)
+    for (const cell of plan.kernelCells) jobs.push({ cell, targetMs, shaping: SHAPING_KERNEL });
+  return jobs;
+}
+
+const KERNEL_SETUP =
+  `real WebRTC between two processes (EdgeNode.start and the Node device, onnxruntime-node) on 127.0.0.1 ` +
+  `inside a network namespace this run creates; lo (MTU ${LO_MTU}) shaped by htb, one class per direction ` +
+  `told apart by the device's pinned ICE ports ${DEVICE_PORTS.min}–${DEVICE_PORTS.max} (tbf, one shared ` +
+  `bucket, if htb fails), ${BURST_BYTES}-byte buckets; no netem on this kernel, so RTT/2 per direction is ` +
+  `added by the transport shaper on the device's data channel`;
+
+/**
+ * The kernel-shaped (netns + tc) runs: the namespace and its two processes, created on first use; a machine that
+ * cannot shape skips the rest, and three failed runs end them.
+ */
+class NetnsJobs {
+  private state: { ns: ShapedNamespace; runner: NetnsRunner; warmed: Set<string> } | null = null;
+  skip: string | null = null;
+  rows = 0;
+  readonly errors: string[] = [];
+
+  /** The measurement and tc counters, or null when the run was skipped or failed (reason printed). */
+  async run(job: Job, spec: RunSpec): Promise<Awaited<ReturnType<NetnsRunner['runSpec']>> | null> {
+    if (this.skip) return null;
+    try {
+      const k = this.open();
+      const mode = job.targetMs ? 'emulated' : 'cpu';
+      if (!k.warmed.has(mode)) {
+        // New edge process: warm its ONNX session and both processes' JIT, as for the simulated runs.
+        await warmUp((s) => k.runner.runSpec(s), spec);
+        k.warmed.add(mode);
+      }
+      const r = await k.runner.runSpec(spec);
+      if (r.kernel.qdisc === 'tbf') process.stdout.write(`  htb failed, tbf used: ${k.ns.htbError}\n`);
+      this.rows++;
+      return r;
+    } catch (e) {
+      if (!(e instanceof NetnsShapingError)) throw e;
+      this.failed(job, e);
+      return null;
+    }
+  }
+
+  private open() {
+    if (!this.state) {
+      const ns = ShapedNamespace.create();
+      this.state = { ns, runner: new NetnsRunner(ns), warmed: new Set() };
+      process.stdout.write(`  kernel shaping: namespace ${ns.name}; ${KERNEL_SETUP}\n`);
+    }
+    return this.state;
+  }
+
+  private failed(job: Job, e: NetnsShapingError): void {
+    const msg = `${e.code}: ${e.message}`;
+    if (!this.state || ['not-root', 'no-tools', 'setup-failed'].includes(e.code)) {
+      this.skip = msg;
+      process.stdout.write(`  kernel-shaped rows skipped: ${msg}\n`);
+      return;
+    }
+    this.errors.push(`${job.cell.method} ${job.cell.profile}: ${msg}`);
+    process.stdout.write(`  kernel-shaped run failed (${this.errors.length}): ${msg}\n`);
+    this.state.runner.close();
+    this.state.runner = new NetnsRunner(this.state.ns);
+    this.state.warmed.clear();
+    if (this.errors.length >= 3) this.skip = `${this.errors.length} runs failed; the rest skipped`;
+  }
+
+  close(): void {
+    this.state?.runner.close();
+    this.state?.ns.destroy();
+  }
+
+  /** The results' meta line on kernel shaping. */
+  summary(jobs: Job[], rows: Row[]): string {
+    const total = jobs.filter((j) => j.shaping === SHAPING_KERNEL).length;
+    if (!total) return 'not run (--no-kernel or a grid without the kernel-shaped subset)';
+    const have = rows.filter((r) => r.shaping === SHAPING_KERNEL).length;
+    return (
+      `${have} of ${total} kernel-shaped runs in the results (${this.rows} this time): ${KERNEL_SETUP}` +
+      `${this.skip ? `. Skipped: ${this.skip}` : ''}` +
+      `${this.errors.length ? `. Failures: ${this.errors.join('; ')}` : ''}`
+    );
+  }
+}
+
+function progressLine(row: Row, speedup: number | null, i: number, n: number, t0: number): string {
+  return (
+    `[${i + 1}/${n}] ${row.method.padEnd(15)} γ${String(row.gamma).padEnd(2)} ${row.profile.padEnd(14)} ` +
+    `${row.setting.padEnd(6)} ${row.target === 'cpu' ? 'cpu-target' : 'emulated  '} ` +
+    `${row.shaping === SHAPING_KERNEL ? 'KERNEL ' : ''}` +
+    `${row.tokensPerSecond.toFixed(1).padStart(7)} tok/s ` +
+    `(model ${row.predictedTokensPerSecond.toFixed(1)})` +
+    `${speedup !== null ? ` ×${speedup.toFixed(2)} vs ar` : ''}  α ${row.alpha.toFixed(2)}  ` +
+    `${((Date.now() - t0) / 1000).toFixed(0)} s\n`
+  );
+}
+
+/** Runs the jobs not yet in the results, saving after each row. */
+async function runJobs(
+  jobs: Job[],
+  results: ResultsFile,
+  out: string,
+  plan: Plan,
+  models: Models,
+  prompts: number[][],
+  netns: NetnsJobs,
+  t0: number,
+): Promise<void> {
+  const done = new Set(results.rows.map((r) => r.key));
+  const todo = jobs.filter(
+    (j) => !done.has(rowKey(j.cell, j.targetMs ? 'emulated' : 'cpu', j.shaping, plan.maxNewTokens)),
+  );
+  process.stdout.write(
+    `  ${jobs.length} runs in the grid, ${jobs.length - todo.length} already in the results file\n`,
+  );
+  const V = models.target.config.vocabSize;
+  for (let i = 0; i < todo.length; i++) {
+    const j = todo[i];
+    const method = METHODS[j.cell.method];
+    const profile = PROFILES[j.cell.profile];
+    const spec: RunSpec = {
+      method,
+      gamma: j.cell.gamma,
+      profile,
+      setting: j.cell.setting as SettingName,
+      targetMs: j.targetMs,
+      prompts,
+      maxNewTokens: plan.maxNewTokens,
+      seed: plan.seedBase,
+    };
+    let m: Measurement;
+    let counters;
+    if (j.shaping === SHAPING_KERNEL) {
+      const r = await netns.run(j, spec);
+      if (!r) continue;
+      ({ m, kernel: counters } = r);
+    } else {
+      m = await runSpec(models, spec);
+    }
+    const row = makeRow(
+      j.cell,
+      method,
+      profile,
+      j.targetMs,
+      j.shaping,
+      m,
+      V,
+      plan.maxNewTokens,
+      prompts.length,
+    );
+    if (counters) row.kernel = counters;
+    results.rows.push(row);
+    saveResults(results, out);
+    const sp = results.rows.find((r) => r.key === row.key)!.speedupVsAr;
+    process.stdout.write(progressLine(row, sp, i, todo.length, t0));
+  }
+}
+
+async function main(argv: string[]): Promise<void> {
+  const v = parseOptions(argv);
+  if (v.help) return void process.stdout.write(HELP);
+  if (v.pool) return poolReplicates(v.pool);
+  const plan = makePlan(v);
+  const out = resultsPath(v);
+  const results = loadResults(out, !!v.fresh);
+  if (v['report-only']) {
+    saveResults(results, out);
+    return finish(results, out, !!v.docs);
+  }
+  const command = `npm run bench${argv.length ? ' -- ' + argv.join(' ') : ''}`;
+  const subset = describeSubset(v, plan, command);
+  results.meta = runMeta(results, plan, command, subset);
   process.stdout.write(`dssd bench: ${subset}\n  results → ${path.relative(process.cwd(), out)}\n`);
   process.stdout.write(
-    `  shaping: ${SHAPING_SIMULATED}${kernelCells.length ? `; ${kernelCells.length * targets.length} runs: ${SHAPING_KERNEL}` : ''}` +
-      `${targets.some((t) => t) ? `; target cost emulation ${emu.a} ms + ${emu.b} ms/token` : ''}\n`,
+    `  shaping: ${SHAPING_SIMULATED}${plan.kernelCells.length ? `; ${plan.kernelCells.length * plan.targets.length} runs: ${SHAPING_KERNEL}` : ''}` +
+      `${plan.targets.some((t) => t) ? `; target cost emulation ${plan.emu.a} ms + ${plan.emu.b} ms/token` : ''}\n`,
   );
   const t0 = Date.now();
   const models: Models = {
     target: await loadNodeModel(DEFAULT_MODEL_DIRS.target),
     draft: await loadNodeModel(DEFAULT_MODEL_DIRS.draft),
   };
-  const V = models.target.config.vocabSize;
-  const prompts = PROMPTS.slice(0, nPrompts).map((p) => models.target.tokenizer.encode(p));
+  const prompts = PROMPTS.slice(0, plan.nPrompts).map((p) => models.target.tokenizer.encode(p));
   results.meta.models = { target: identityOf(models.target), draft: identityOf(models.draft) };
-  // Warm up ONNX sessions and JIT so the first measured run is not penalised.
-  await runSpec(models, {
-    method: METHODS['dssd-auto'],
-    gamma: 4,
-    profile: PROFILES['rtt0-100M'],
-    setting: 't1',
-    targetMs: null,
-    prompts: [prompts[0]],
-    maxNewTokens: 24,
-    seed: 1,
-  });
-  await runSpec(models, {
+  const warmSpec: RunSpec = {
     method: METHODS.ar,
     gamma: 0,
     profile: PROFILES['rtt0-100M'],
     setting: 't1',
     targetMs: null,
-    prompts: [prompts[0]],
+    prompts,
     maxNewTokens: 16,
     seed: 1,
-  });
+  };
+  await warmUp((s) => runSpec(models, s), warmSpec);
 
-  const done = new Set(results.rows.map((r) => r.key));
-  type Job = { cell: GridCell; targetMs: { a: number; b: number } | null; shaping: string };
-  const jobs: Job[] = [];
-  for (const targetMs of targets)
-    for (const cell of simCells) jobs.push({ cell, targetMs, shaping: SHAPING_SIMULATED });
-  // Kernel rows last, grouped by target mode (the edge process restarts when it changes).
-  for (const targetMs of targets)
-    for (const cell of kernelCells) jobs.push({ cell, targetMs, shaping: SHAPING_KERNEL });
-  const kernelSetup =
-    `real WebRTC between two processes (EdgeNode.start and the Node device, onnxruntime-node) on 127.0.0.1 ` +
-    `inside a network namespace this run creates; lo (MTU ${LO_MTU}) shaped by htb, one class per direction ` +
-    `told apart by the device's pinned ICE ports ${DEVICE_PORTS.min}–${DEVICE_PORTS.max} (tbf, one shared ` +
-    `bucket, if htb fails), ${BURST_BYTES}-byte buckets; no netem on this kernel, so RTT/2 per direction is ` +
-    `added by the transport shaper on the device's data channel`;
-  const todo = jobs.filter(
-    (j) => !done.has(rowKey(j.cell, j.targetMs ? 'emulated' : 'cpu', j.shaping, maxNewTokens)),
-  );
-  process.stdout.write(
-    `  ${jobs.length} runs in the grid, ${jobs.length - todo.length} already in the results file\n`,
-  );
-  let kernel: { ns: KernelNamespace; runner: KernelRunner; warmed: Set<string> } | null = null;
-  let kernelSkip: string | null = null;
-  let kernelRows = 0;
-  const kernelErrors: string[] = [];
+  const jobs = planJobs(plan);
+  const netns = new NetnsJobs();
   try {
-    for (let i = 0; i < todo.length; i++) {
-      const j = todo[i];
-      const method = METHODS[j.cell.method];
-      const profile = PROFILES[j.cell.profile];
-      const spec = {
-        method,
-        gamma: j.cell.gamma,
-        profile,
-        setting: j.cell.setting as SettingName,
-        targetMs: j.targetMs,
-        prompts,
-        maxNewTokens,
-        seed: seedBase,
-      };
-      let m;
-      let counters;
-      if (j.shaping === SHAPING_KERNEL) {
-        if (kernelSkip) continue;
-        try {
-          if (!kernel) {
-            const ns = KernelNamespace.create();
-            kernel = { ns, runner: new KernelRunner(ns), warmed: new Set() };
-            process.stdout.write(`  kernel shaping: namespace ${ns.name}; ${kernelSetup}\n`);
-          }
-          const wk = j.targetMs ? 'emulated' : 'cpu';
-          if (!kernel.warmed.has(wk)) {
-            // New edge process: warm its ONNX session and both processes' JIT, as for the simulated runs.
-            const warm = { ...spec, prompts: [prompts[0]], seed: 1 };
-            await kernel.runner.runSpec({
-              ...warm,
-              method: METHODS['dssd-auto'],
-              gamma: 4,
-              maxNewTokens: 24,
-            });
-            await kernel.runner.runSpec({ ...warm, method: METHODS.ar, gamma: 0, maxNewTokens: 16 });
-            kernel.warmed.add(wk);
-          }
-          ({ m, kernel: counters } = await kernel.runner.runSpec(spec));
-          if (counters.qdisc === 'tbf')
-            process.stdout.write(`  htb failed, tbf used: ${kernel.ns.htbError}\n`);
-        } catch (e) {
-          if (!(e instanceof KernelShapingError)) throw e;
-          const msg = `${e.code}: ${e.message}`;
-          if (!kernel || ['not-root', 'no-tools', 'setup-failed'].includes(e.code)) {
-            kernelSkip = msg;
-            process.stdout.write(`  kernel-shaped rows skipped: ${msg}\n`);
-          } else {
-            kernelErrors.push(`${j.cell.method} ${j.cell.profile}: ${msg}`);
-            process.stdout.write(`  kernel-shaped run failed (${kernelErrors.length}): ${msg}\n`);
-            kernel.runner.close();
-            kernel.runner = new KernelRunner(kernel.ns);
-            kernel.warmed.clear();
-            if (kernelErrors.length >= 3) kernelSkip = `${kernelErrors.length} runs failed; the rest skipped`;
-          }
-          continue;
-        }
-        kernelRows++;
-      } else {
-        m = await runSpec(models, spec);
-      }
-      const row = makeRow(j.cell, method, profile, j.targetMs, j.shaping, m, V, maxNewTokens, prompts.length);
-      if (counters) row.kernel = counters;
-      results.rows.push(row);
-      save();
-      const sp = results.rows.find((r) => r.key === row.key)!.speedupVsAr;
-      process.stdout.write(
-        `[${i + 1}/${todo.length}] ${row.method.padEnd(15)} γ${String(row.gamma).padEnd(2)} ${row.profile.padEnd(14)} ` +
-          `${row.setting.padEnd(6)} ${row.target === 'cpu' ? 'cpu-target' : 'emulated  '} ` +
-          `${row.shaping === SHAPING_KERNEL ? 'KERNEL ' : ''}` +
-          `${row.tokensPerSecond.toFixed(1).padStart(7)} tok/s ` +
-          `(model ${row.predictedTokensPerSecond.toFixed(1)})` +
-          `${sp !== null ? ` ×${sp.toFixed(2)} vs ar` : ''}  α ${row.alpha.toFixed(2)}  ` +
-          `${((Date.now() - t0) / 1000).toFixed(0)} s\n`,
-      );
-    }
+    await runJobs(jobs, results, out, plan, models, prompts, netns, t0);
   } finally {
-    kernel?.runner.close();
-    kernel?.ns.destroy();
+    netns.close();
   }
-  const kernelTotal = jobs.filter((j) => j.shaping === SHAPING_KERNEL).length;
-  const kernelHave = results.rows.filter((r) => r.shaping === SHAPING_KERNEL).length;
-  if (kernelTotal) {
-    results.meta.kernelShaping =
-      `${kernelHave} of ${kernelTotal} kernel-shaped runs in the results (${kernelRows} this time): ${kernelSetup}` +
-      `${kernelSkip ? `. Skipped: ${kernelSkip}` : ''}` +
-      `${kernelErrors.length ? `. Failures: ${kernelErrors.join('; ')}` : ''}`;
-  } else {
-    results.meta.kernelShaping = 'not run (--no-kernel or a grid without the kernel-shaped subset)';
-  }
+  results.meta.kernelShaping = netns.summary(jobs, results.rows);
   results.meta.finished = new Date().toISOString();
   results.meta.elapsedS = Math.round((Date.now() - t0) / 1000);
-  save();
-  finish(results, out, !!v.docs);
+  saveResults(results, out);
+  await finish(results, out, !!v.docs);
 }
 
-function finish(results: ResultsFile, out: string, docs: boolean): void {
-  const summary = writeReport(results, out, docs);
+async function finish(results: ResultsFile, out: string, docs: boolean): Promise<void> {
+  const summary = await writeReport(results, out, docs);
   process.stdout.write('\n' + summary + '\n');
 }
 

@@ -1,11 +1,12 @@
-/** The Markdown report, the SVG plots and the printed summary, all from the results rows. */
+/** The Markdown report, the SVG plots (specs from plots.ts) and the printed summary, all from the results rows. */
 import fs from 'node:fs';
 import path from 'node:path';
 import { REPO_ROOT } from './paths.js';
 import { prng } from '@dssd/protocol/testing';
-import { barChart, lineChart } from './svg.js';
+import { acceptancePlot, bytesPlot, gammaPlot, projectionPlot, speedupPlot, type Plot } from './plots.js';
+import { renderSvg } from './render.js';
 import { SHAPING_KERNEL, SHAPING_SIMULATED, type Row } from './rows.js';
-import { HARDWARE_PAIRS, projectTokensPerSecond, type ProjectionCodec } from './model.js';
+import { HARDWARE_PAIRS, projectTokensPerSecond, type ProjectionCodec } from './latency-model.js';
 import { PROFILES, SWEEP_GAMMAS } from './grid.js';
 import { SETTINGS, type SettingName } from './run.js';
 
@@ -302,11 +303,19 @@ function projectionCodecs(rows: Row[]): ProjectionCodec[] {
 
 const PROJECTION_LINKS = ['rtt20-50M', 'rtt50-10M', 'mobile-10/50'];
 
-function projection(rows: Row[]): { md: string; svg: string | null } {
+/** What a report section adds: Markdown lines and the plots that go with them. */
+interface Section {
+  md: string[];
+  plots: Plot[];
+}
+
+const targetShort = (target: string) => (target === 'cpu' ? 'real CPU target' : 'emulated target');
+
+function projection(rows: Row[]): Section {
   const acc = acceptanceBySetting(rows).get('t1');
-  if (!acc || acc.length < 2) return { md: '_No temperature-1 dssd rows to project from._', svg: null };
+  if (!acc || acc.length < 2) return { md: ['_No temperature-1 dssd rows to project from._'], plots: [] };
   const codecs = projectionCodecs(rows);
-  const lines: string[] = [
+  const md: string[] = [
     `PROJECTION, not a measurement: tokens/s from the latency model with the **measured acceptance per position of ` +
       `the real default pair at temperature 1** (${acc.map((a) => a.toFixed(2)).join(', ')}), the best γ ≤ ${acc.length} ` +
       `per method, and these assumed hardware pairs (T_SLM per drafted token, T_LLM = a + b·(γ+1) per pass, |V| = 151,936, ` +
@@ -314,63 +323,51 @@ function projection(rows: Row[]): { md: string; svg: string | null } {
       `the link and |V| effects, not a promise.`,
     '',
   ];
-  const svgGroups: string[] = [];
-  const svgSeries = codecs
-    .filter((c) => c.mode !== 'ar')
-    .map((c) => ({ name: c.id, values: [] as number[] }));
+  const bars: { pair: string; codec: string; speedup: number }[] = [];
   for (const pair of HARDWARE_PAIRS) {
-    lines.push(`**${pair.name}**`, '');
+    md.push(`**${pair.name}**`, '');
     const body: string[][] = [];
     for (const ln of PROJECTION_LINKS) {
       const link = PROFILES[ln];
       const ar = projectTokensPerSecond(pair, link, acc, 1, codecs[0]);
       const cells = [ln, f(ar)];
-      let ci = 0;
       for (const c of codecs.slice(1)) {
-        let best = 0;
-        let bg = 1;
-        for (let g = 1; g <= acc.length; g++) {
-          const t = projectTokensPerSecond(pair, link, acc, g, c);
-          if (t > best) {
-            best = t;
-            bg = g;
-          }
-        }
-        cells.push(`${f(best)} (γ${bg}, ×${f(best / ar, 2)})`);
-        if (ln === 'mobile-10/50') svgSeries[ci].values.push(best / ar);
-        ci++;
+        const { best, gamma } = bestProjectedGamma(pair, link, acc, c);
+        cells.push(`${f(best)} (γ${gamma}, ×${f(best / ar, 2)})`);
+        if (ln === 'mobile-10/50')
+          bars.push({ pair: shortPairName(pair.name), codec: c.id, speedup: best / ar });
       }
       body.push(cells);
     }
-    svgGroups.push(
-      pair.name.split(' + ')[0].replace(/ \(.*\)/, '') +
-        ' / ' +
-        pair.name.split(' + ')[1].split(' (')[0].replace(' on an edge GPU', ''),
-    );
-    lines.push(table(['link', 'ar tok/s', ...codecs.slice(1).map((c) => c.id)], body), '');
+    md.push(table(['link', 'ar tok/s', ...codecs.slice(1).map((c) => c.id)], body), '');
   }
-  const svg = barChart({
-    title: 'PROJECTION: speedup over edge-only ar on mobile-10/50 (|V| = 151,936)',
-    subtitle:
-      'latency model + measured per-position acceptance of the default pair; hardware times assumed (see text)',
-    yLabel: 'projected speedup over ar',
-    groups: svgGroups,
-    series: svgSeries,
-    refLine: 1,
-    width: 760,
-  });
-  return { md: lines.join('\n'), svg };
+  return { md, plots: [projectionPlot(bars)] };
 }
 
-export function writeReport(results: Results, out: string, docs: boolean): string {
-  const rows = results.rows;
-  const meta = results.meta;
-  const base = out.replace(/\.json$/, '');
-  const plots: { name: string; title: string; svg: string }[] = [];
-  const md: string[] = [];
-  const h = headlines(rows);
-  const shapings = [...new Set(rows.map((r) => r.shaping))];
-  md.push(
+function bestProjectedGamma(
+  pair: (typeof HARDWARE_PAIRS)[number],
+  link: (typeof PROFILES)[string],
+  acc: number[],
+  c: ProjectionCodec,
+): { best: number; gamma: number } {
+  let best = 0;
+  let gamma = 1;
+  for (let g = 1; g <= acc.length; g++) {
+    const t = projectTokensPerSecond(pair, link, acc, g, c);
+    if (t > best) [best, gamma] = [t, g];
+  }
+  return { best, gamma };
+}
+
+/** "Phone NPU (…) + 7B on an edge GPU (…)" → "Phone NPU / 7B": short enough for an axis label. */
+function shortPairName(name: string): string {
+  const [device, edge] = name.split(' + ');
+  return `${device.replace(/ \(.*\)/, '')} / ${edge.split(' (')[0].replace(' on an edge GPU', '')}`;
+}
+
+/** Command, machine, target modes and the headline ratios. */
+function introSection(meta: Record<string, unknown>, shapings: string[], h: Headlines): string[] {
+  return [
     `Command: \`${meta.command}\` — ${meta.subset}. Grid: ${meta.gridDescription}.`,
     '',
     `Shaping: ${shapings.map((s) => `**${s}**`).join(' and ')}. Machine: ${meta.cpus}, Node ${meta.node}; ` +
@@ -386,8 +383,28 @@ export function writeReport(results: Results, out: string, docs: boolean): strin
     '',
     ...h.lines.map((l) => `- ${l}`),
     '',
-  );
+  ];
+}
 
+/** A method × profile table, each cell `measured (model)` from the two row fields. */
+function methodProfileTable(rs: Row[], cell: (r: Row) => string): string {
+  const profiles = [...new Set(rs.map((r) => r.profile))];
+  const methods = [...new Set(rs.map((r) => r.method))];
+  return table(
+    ['method', ...profiles],
+    methods.map((m) => [
+      methodLabel(rs.find((r) => r.method === m)!),
+      ...profiles.map((p) => {
+        const r = rs.find((x) => x.method === m && x.profile === p);
+        return r ? cell(r) : '–';
+      }),
+    ]),
+  );
+}
+
+/** Speedup and tokens/s tables per target and shaping, with a speedup plot for the simulated rows. */
+function speedupSections(rows: Row[]): Section {
+  const out: Section = { md: [], plots: [] };
   for (const target of ['cpu', 'emulated'] as const) {
     for (const shaping of [SHAPING_SIMULATED, SHAPING_KERNEL]) {
       const rs = rows.filter(
@@ -398,72 +415,41 @@ export function writeReport(results: Results, out: string, docs: boolean): strin
           (r.part !== 'sweep' || r.gamma === 4 || r.mode === 'ar' || r.adaptive),
       );
       if (!rs.length) continue;
-      const profiles = [...new Set(rs.map((r) => r.profile))];
-      const methods = [...new Set(rs.map((r) => r.method))];
       const label = `${targetLabel(rs[0])}, temperature 1, γ 4 (adaptive: γ ≤ 8), shaping: ${shaping}`;
-      md.push(
+      out.md.push(
         `### Speedup over ar — ${label}`,
         '',
         'Measured speedup (model prediction in parentheses).',
         '',
-      );
-      md.push(
-        table(
-          ['method', ...profiles],
-          methods.map((m) => {
-            const mr = rs.find((r) => r.method === m)!;
-            return [
-              methodLabel(mr),
-              ...profiles.map((p) => {
-                const r = rs.find((x) => x.method === m && x.profile === p);
-                return r ? `${f(r.speedupVsAr, 2)} (${f(r.predictedSpeedup, 2)})` : '–';
-              }),
-            ];
-          }),
-        ),
+        methodProfileTable(rs, (r) => `${f(r.speedupVsAr, 2)} (${f(r.predictedSpeedup, 2)})`),
         '',
-      );
-      md.push(
         `Tokens/s — ${label}`,
         '',
-        table(
-          ['method', ...profiles],
-          methods.map((m) => [
-            methodLabel(rs.find((r) => r.method === m)!),
-            ...profiles.map((p) => {
-              const r = rs.find((x) => x.method === m && x.profile === p);
-              return r ? `${f(r.tokensPerSecond)} (${f(r.predictedTokensPerSecond)})` : '–';
-            }),
-          ]),
-        ),
+        methodProfileTable(rs, (r) => `${f(r.tokensPerSecond)} (${f(r.predictedTokensPerSecond)})`),
         '',
       );
-      if (shaping === SHAPING_SIMULATED) {
-        plots.push({
-          name: `speedup-${target}`,
-          title: `Speedup over ar, ${target === 'cpu' ? 'real CPU target' : 'emulated target'}`,
-          svg: barChart({
-            title: `Speedup over edge-only ar — ${target === 'cpu' ? 'real CPU target' : `EMULATED target ${rs[0].targetMs?.a} ms + ${rs[0].targetMs?.b} ms/token`}`,
-            subtitle: `temperature 1, γ 4 (adaptive γ ≤ 8); shaping: ${shaping}`,
-            yLabel: 'tokens/s ÷ ar tokens/s',
-            groups: profiles,
-            series: methods
-              .filter((m) => m !== 'ar')
-              .map((m) => ({
-                name: m,
-                values: profiles.map(
-                  (p) => rs.find((x) => x.method === m && x.profile === p)?.speedupVsAr ?? NaN,
-                ),
-              })),
-            refLine: 1,
-          }),
-        });
-      }
+      if (shaping !== SHAPING_SIMULATED) continue;
+      const who =
+        target === 'cpu'
+          ? 'real CPU target'
+          : `EMULATED target ${rs[0].targetMs?.a} ms + ${rs[0].targetMs?.b} ms/token`;
+      out.plots.push(
+        speedupPlot(
+          `speedup-${target}`,
+          `Speedup over ar, ${targetShort(target)}`,
+          `Speedup over edge-only ar — ${who}`,
+          `temperature 1, γ 4 (adaptive γ ≤ 8); simulated links`,
+          rs,
+        ),
+      );
     }
   }
+  return out;
+}
 
-  // Wire figures per method (one representative profile per target).
-  md.push('### Bytes, messages and edge passes per token', '');
+/** Wire figures per method, one representative profile (rtt20-50M) per target; the bytes plot for the CPU target. */
+function bytesSection(rows: Row[]): Section {
+  const out: Section = { md: ['### Bytes, messages and edge passes per token', ''], plots: [] };
   for (const target of ['cpu', 'emulated'] as const) {
     const rs = rows.filter(
       (r) =>
@@ -474,192 +460,164 @@ export function writeReport(results: Results, out: string, docs: boolean): strin
         (r.gamma === 4 || r.mode === 'ar' || r.adaptive),
     );
     if (!rs.length) continue;
-    md.push(
+    out.md.push(
       `rtt20-50M, temperature 1, ${targetLabel(rs[0])}, shaping: ${SHAPING_SIMULATED}. Bytes are application bytes as sent (frames + chunk headers).`,
       '',
-      table(
-        [
-          'method',
-          'MAL',
-          'α',
-          'up B/round',
-          'down B/round',
-          'up B/token',
-          'down B/token',
-          'msgs/token',
-          'LLM passes/token',
-          'T_SLM ms',
-          'T_LLM ms',
-          'fallbacks',
-        ],
-        rs.map((r) => [
-          methodLabel(r),
-          f(r.meanAcceptanceLength, 2),
-          f(r.alpha, 2),
-          f(r.uplinkBytesPerRound, 0),
-          f(r.downlinkBytesPerRound, 0),
-          f(r.uplinkBytesPerToken, 0),
-          f(r.downlinkBytesPerToken, 0),
-          f(r.messagesPerToken, 2),
-          f(r.llmForwardPassesPerToken, 3),
-          f(r.tSlmMs, 2),
-          f(r.tLlmMs, 2),
-          r.fallbacks,
-        ]),
-      ),
+      wireTable(rs),
       '',
     );
-    if (target === 'cpu') {
-      const ms = rs.filter((r) => r.mode !== 'ar');
-      plots.push({
-        name: 'bytes',
-        title: 'Bytes per generated token',
-        svg: barChart({
-          title: 'Bytes per generated token (rtt20-50M, temperature 1, γ 4)',
-          subtitle: `application bytes as sent; shaping: ${SHAPING_SIMULATED}`,
-          yLabel: 'bytes per token',
-          groups: ms.map((r) => r.method),
-          series: [
-            { name: 'uplink', values: ms.map((r) => r.uplinkBytesPerToken) },
-            { name: 'downlink', values: ms.map((r) => r.downlinkBytesPerToken) },
-          ],
-        }),
-      });
-    }
+    if (target === 'cpu')
+      out.plots.push(
+        bytesPlot(
+          'Bytes per generated token',
+          `rtt20-50M, temperature 1, γ 4; application bytes as sent; shaping: ${SHAPING_SIMULATED}`,
+          rs,
+        ),
+      );
   }
+  return out;
+}
 
-  // γ sweeps and the adaptive check.
-  const sweep = rows.filter(
-    (r) => r.part === 'sweep' || r.method === 'dssd-auto' || r.adaptive || r.method === 'dsd-f32',
+function wireTable(rs: Row[]): string {
+  return table(
+    [
+      'method',
+      'MAL',
+      'α',
+      'up B/round',
+      'down B/round',
+      'up B/token',
+      'down B/token',
+      'msgs/token',
+      'LLM passes/token',
+      'T_SLM ms',
+      'T_LLM ms',
+      'fallbacks',
+    ],
+    rs.map((r) => [
+      methodLabel(r),
+      f(r.meanAcceptanceLength, 2),
+      f(r.alpha, 2),
+      f(r.uplinkBytesPerRound, 0),
+      f(r.downlinkBytesPerRound, 0),
+      f(r.uplinkBytesPerToken, 0),
+      f(r.downlinkBytesPerToken, 0),
+      f(r.messagesPerToken, 2),
+      f(r.llmForwardPassesPerToken, 3),
+      f(r.tSlmMs, 2),
+      f(r.tLlmMs, 2),
+      r.fallbacks,
+    ]),
   );
-  const sweepGroups = [
+}
+
+const SWEEP_METHODS = ['dssd-auto', 'dsd-f32'];
+
+/** The γ sweep table over every swept cell, and a plot per temperature-1 simulated cell. */
+function sweepSection(rows: Row[]): Section {
+  const groups = [
     ...new Set(
-      sweep
+      rows
         .filter((r) => r.part === 'sweep')
         .map((r) => [r.target, r.profile, r.setting, r.shaping].join('|')),
     ),
   ];
-  if (sweepGroups.length) {
-    md.push('### γ sweep', '', 'Tokens/s measured (model in parentheses).', '');
-    const body: string[][] = [];
-    for (const g of sweepGroups) {
-      const [target, profile, setting, shaping] = g.split('|');
-      const rs = rows.filter(
-        (r) => r.target === target && r.profile === profile && r.setting === setting && r.shaping === shaping,
-      );
-      for (const m of ['dssd-auto', 'dsd-f32']) {
-        const ms = rs.filter((r) => r.method === m);
-        if (!ms.length) continue;
-        const ad = rs.find((r) => r.adaptive);
-        body.push([
-          `${target === 'cpu' ? 'cpu' : 'emulated'} ${profile} ${setting}`,
-          m,
-          ...SWEEP_GAMMAS.map((gm) => {
-            const r = ms.find((x) => x.gamma === gm);
-            return r ? `${f(r.tokensPerSecond)} (${f(r.predictedTokensPerSecond)})` : '–';
-          }),
-          m === 'dssd-auto' && ad ? `${f(ad.tokensPerSecond)} (mean γ ${f(ad.meanGamma, 1)})` : '',
-          f(rs.find((r) => r.mode === 'ar')?.tokensPerSecond),
-        ]);
-      }
-      if (setting === 't1' && shaping === SHAPING_SIMULATED) {
-        const series: { name: string; values: number[]; dashed?: boolean; color?: number }[] = [];
-        let ci = 0;
-        for (const m of ['dssd-auto', 'dsd-f32']) {
-          const ms = rs.filter((r) => r.method === m);
-          if (!ms.length) continue;
-          series.push({
-            name: m,
-            values: SWEEP_GAMMAS.map((gm) => ms.find((x) => x.gamma === gm)?.tokensPerSecond ?? NaN),
-            color: ci,
-          });
-          series.push({
-            name: m,
-            values: SWEEP_GAMMAS.map((gm) => ms.find((x) => x.gamma === gm)?.predictedTokensPerSecond ?? NaN),
-            dashed: true,
-            color: ci,
-          });
-          ci++;
-        }
-        const ad = rs.find((r) => r.adaptive);
-        if (ad)
-          series.push({
-            name: `adaptive γ ≤ 8 (mean ${f(ad.meanGamma, 1)})`,
-            values: SWEEP_GAMMAS.map(() => ad.tokensPerSecond),
-            color: 4,
-          });
-        const ar = rs.find((r) => r.mode === 'ar');
-        if (ar) series.push({ name: 'ar', values: SWEEP_GAMMAS.map(() => ar.tokensPerSecond), color: 2 });
-        plots.push({
-          name: `gamma-${target}-${profile.replace(/[^a-z0-9-]/gi, '_')}`,
-          title: `γ sweep, ${target === 'cpu' ? 'real CPU target' : 'emulated target'}, ${profile}`,
-          svg: lineChart({
-            title: `Tokens/s vs γ — ${profile}, ${target === 'cpu' ? 'real CPU target' : `EMULATED target ${rs[0].targetMs?.a} + ${rs[0].targetMs?.b}/token ms`}`,
-            subtitle: `temperature 1; solid: measured, dashed: latency model; shaping: ${shaping}`,
-            yLabel: 'tokens/s',
-            xLabel: 'γ',
-            xs: SWEEP_GAMMAS,
-            series,
-          }),
-        });
-      }
-    }
-    md.push(
-      table(
-        ['target, profile, setting', 'method', ...SWEEP_GAMMAS.map((g) => `γ ${g}`), 'adaptive γ ≤ 8', 'ar'],
-        body,
-      ),
-      '',
+  if (!groups.length) return { md: [], plots: [] };
+  const body: string[][] = [];
+  const plots: Plot[] = [];
+  for (const g of groups) {
+    const [target, profile, setting, shaping] = g.split('|');
+    const rs = rows.filter(
+      (r) => r.target === target && r.profile === profile && r.setting === setting && r.shaping === shaping,
     );
+    body.push(...sweepRows(rs, `${target === 'cpu' ? 'cpu' : 'emulated'} ${profile} ${setting}`));
+    if (setting === 't1' && shaping === SHAPING_SIMULATED)
+      plots.push(sweepPlot(rs, target, profile, shaping));
   }
-  if (h.adaptive.length)
-    md.push('### Adaptive γ against the best fixed γ', '', adaptiveSection(h.adaptive), '');
+  const md = [
+    '### γ sweep',
+    '',
+    'Tokens/s measured (model in parentheses).',
+    '',
+    table(
+      ['target, profile, setting', 'method', ...SWEEP_GAMMAS.map((g) => `γ ${g}`), 'adaptive γ ≤ 8', 'ar'],
+      body,
+    ),
+    '',
+  ];
+  return { md, plots };
+}
 
-  const acc = acceptanceBySetting(rows);
-  if (acc.size) {
-    const g = Math.max(...[...acc.values()].map((a) => a.length));
-    md.push(
-      '### Acceptance per position (real default pair)',
-      '',
-      'P(the first k drafts are all accepted), pooled over exact-codec dssd rows with the real CPU target.',
-      '',
-      table(
-        ['setting', ...Array.from({ length: g }, (_, k) => `k=${k + 1}`)],
-        [...acc].map(([s, a]) => [SETTINGS[s].label, ...Array.from({ length: g }, (_, k) => f(a[k], 3))]),
-      ),
-      '',
-    );
-    plots.push({
-      name: 'acceptance',
-      title: 'Acceptance per position',
-      svg: lineChart({
-        title: 'Acceptance per position of the default pair',
-        subtitle: 'P(first k drafts accepted), pooled over exact-codec dssd rows',
-        yLabel: 'probability',
-        xLabel: 'position k',
-        xs: Array.from({ length: g }, (_, k) => k + 1),
-        series: [...acc].map(([s, a]) => ({
-          name: SETTINGS[s].label,
-          values: Array.from({ length: g }, (_, k) => a[k] ?? NaN),
-        })),
-      }),
+function sweepRows(rs: Row[], label: string): string[][] {
+  const ad = rs.find((r) => r.adaptive);
+  return SWEEP_METHODS.filter((m) => rs.some((r) => r.method === m)).map((m) => [
+    label,
+    m,
+    ...SWEEP_GAMMAS.map((gm) => {
+      const r = rs.find((x) => x.method === m && x.gamma === gm);
+      return r ? `${f(r.tokensPerSecond)} (${f(r.predictedTokensPerSecond)})` : '–';
+    }),
+    m === 'dssd-auto' && ad ? `${f(ad.tokensPerSecond)} (mean γ ${f(ad.meanGamma, 1)})` : '',
+    f(rs.find((r) => r.mode === 'ar')?.tokensPerSecond),
+  ]);
+}
+
+function sweepPlot(rs: Row[], target: string, profile: string, shaping: string): Plot {
+  const sweep = rs
+    .filter((r) => SWEEP_METHODS.includes(r.method) && SWEEP_GAMMAS.includes(r.gamma))
+    .map((r) => ({
+      method: r.method,
+      gamma: r.gamma,
+      measured: r.tokensPerSecond,
+      model: r.predictedTokensPerSecond,
+    }));
+  const refs: { label: string; tokensPerSecond: number }[] = [];
+  const ad = rs.find((r) => r.adaptive);
+  if (ad)
+    refs.push({
+      label: `adaptive γ ≤ 8 (mean γ ${f(ad.meanGamma, 1)})`,
+      tokensPerSecond: ad.tokensPerSecond,
     });
-  }
+  const ar = rs.find((r) => r.mode === 'ar');
+  if (ar) refs.push({ label: 'ar (edge-only)', tokensPerSecond: ar.tokensPerSecond });
+  const who =
+    target === 'cpu'
+      ? 'real CPU target'
+      : `EMULATED target ${rs[0].targetMs?.a} + ${rs[0].targetMs?.b}/token ms`;
+  return gammaPlot(
+    `gamma-${target}-${profile.replace(/[^a-z0-9-]/gi, '_')}`,
+    `γ sweep, ${targetShort(target)}, ${profile}`,
+    `Tokens/s vs γ — ${profile}, ${who}`,
+    `temperature 1; shaping: ${shaping}`,
+    SWEEP_GAMMAS,
+    sweep,
+    refs,
+  );
+}
 
-  const pj = projection(rows);
-  md.push('### Scale projection (PROJECTION, not measured)', '', pj.md, '');
-  if (pj.svg) plots.push({ name: 'projection', title: 'Projection', svg: pj.svg });
+function acceptanceSection(rows: Row[]): Section {
+  const acc = acceptanceBySetting(rows);
+  if (!acc.size) return { md: [], plots: [] };
+  const g = Math.max(...[...acc.values()].map((a) => a.length));
+  const md = [
+    '### Acceptance per position (real default pair)',
+    '',
+    'P(the first k drafts are all accepted), pooled over exact-codec dssd rows with the real CPU target.',
+    '',
+    table(
+      ['setting', ...Array.from({ length: g }, (_, k) => `k=${k + 1}`)],
+      [...acc].map(([s, a]) => [SETTINGS[s].label, ...Array.from({ length: g }, (_, k) => f(a[k], 3))]),
+    ),
+    '',
+  ];
+  return {
+    md,
+    plots: [acceptancePlot([...acc].map(([s, a]) => ({ setting: SETTINGS[s].label, values: a })))],
+  };
+}
 
-  md.push(...kernelComparison(rows, meta));
-
-  // Write files.
-  const plotFiles: { title: string; file: string }[] = [];
-  for (const p of plots) {
-    const file = `${base}-${p.name}.svg`;
-    fs.writeFileSync(file, p.svg + '\n');
-    plotFiles.push({ title: p.title, file });
-  }
-  const allRows = table(
+function allRowsTable(rows: Row[]): string {
+  return table(
     [
       'method',
       'γ',
@@ -693,6 +651,50 @@ export function writeReport(results: Results, out: string, docs: boolean): strin
       f(r.llmForwardPassesPerToken, 3),
     ]),
   );
+}
+
+/** Every section of the report in order: its Markdown (without the plot links) and its plots. */
+export function reportSections(results: Results): Section {
+  const { rows, meta } = results;
+  const h = headlines(rows);
+  const sections: Section[] = [
+    { md: introSection(meta, [...new Set(rows.map((r) => r.shaping))], h), plots: [] },
+    speedupSections(rows),
+    bytesSection(rows),
+    sweepSection(rows),
+    {
+      md: h.adaptive.length
+        ? ['### Adaptive γ against the best fixed γ', '', adaptiveSection(h.adaptive), '']
+        : [],
+      plots: [],
+    },
+    acceptanceSection(rows),
+    (() => {
+      const pj = projection(rows);
+      return { md: ['### Scale projection (PROJECTION, not measured)', '', ...pj.md, ''], plots: pj.plots };
+    })(),
+    { md: kernelComparison(rows, meta), plots: [] },
+  ];
+  return { md: sections.flatMap((s) => s.md), plots: sections.flatMap((s) => s.plots) };
+}
+
+/** Renders each plot to <base>-<name>.svg. */
+async function writePlots(plots: Plot[], base: string): Promise<{ title: string; file: string }[]> {
+  const files: { title: string; file: string }[] = [];
+  for (const p of plots) {
+    const file = `${base}-${p.name}.svg`;
+    fs.writeFileSync(file, (await renderSvg(p.spec)) + '\n');
+    files.push({ title: p.title, file });
+  }
+  return files;
+}
+
+/** Writes <base>.md and its SVG plots (and docs/benchmarks.md when `docs`); returns the printed summary. */
+export async function writeReport(results: Results, out: string, docs: boolean): Promise<string> {
+  const { rows, meta } = results;
+  const base = out.replace(/\.json$/, '');
+  const { md, plots } = reportSections(results);
+  const plotFiles = await writePlots(plots, base);
   const reportMd = [
     `# dssd benchmark results`,
     '',
@@ -703,26 +705,21 @@ export function writeReport(results: Results, out: string, docs: boolean): strin
     '',
     '### All rows',
     '',
-    allRows,
+    allRowsTable(rows),
     '',
   ].join('\n');
   fs.writeFileSync(`${base}.md`, reportMd);
-  if (docs) writeDocs(md, plotFiles, meta);
-
-  const summary = [
+  if (docs) writeDocs(md, plotFiles);
+  const shapings = [...new Set(rows.map((r) => r.shaping))];
+  return [
     `summary (${meta.subset}; shaping: ${shapings.join(' / ')})`,
-    ...h.lines.map((l) => `  ${l}`),
+    ...headlines(rows).lines.map((l) => `  ${l}`),
     `  report: ${path.relative(process.cwd(), base)}.md, plots: ${plotFiles.length} SVG files, rows: ${rows.length}`,
-  ];
-  return summary.join('\n');
+  ].join('\n');
 }
 
 /** docs/benchmarks.md: the hand-written introduction above the generated section, plots copied next to it. */
-function writeDocs(
-  md: string[],
-  plots: { title: string; file: string }[],
-  meta: Record<string, unknown>,
-): void {
+function writeDocs(md: string[], plots: { title: string; file: string }[]): void {
   const docsDir = path.join(REPO_ROOT, 'docs');
   const file = path.join(docsDir, 'benchmarks.md');
   const marker = '<!-- generated by npm run bench -- --docs: everything below this line -->';
@@ -738,7 +735,6 @@ function writeDocs(
     fs.copyFileSync(p.file, path.join(docsDir, name));
     links.push(`![${p.title}](${name})`);
   }
-  void meta;
   fs.writeFileSync(file, [intro.trimEnd(), '', marker, '', ...md, '### Plots', '', ...links, ''].join('\n'));
 }
 

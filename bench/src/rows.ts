@@ -1,9 +1,9 @@
 /** Result rows: one per method × codec × γ × link profile × setting × target cost × shaping. */
 import type { LinkProfile } from './shaper.js';
 import type { Measurement, MethodSpec, SettingName } from './run.js';
-import { alphaOf, inputsOf, predictRun } from './model.js';
+import { alphaOf, inputsOf, predictRun } from './latency-model.js';
 import type { GridCell } from './grid.js';
-import type { KernelCounters } from './kernel.js';
+import type { TcCounters } from './netns.js';
 
 export const SHAPING_SIMULATED = 'transport shaper (simulated)';
 export const SHAPING_KERNEL =
@@ -31,7 +31,7 @@ export interface Row {
   targetMs: { a: number; b: number } | null;
   shaping: string;
   /** Kernel-shaped rows: the qdisc used and what its classes counted (wire bytes per direction). */
-  kernel?: KernelCounters;
+  kernel?: TcCounters;
   prompts: number;
   generatedTokens: number;
   wallMs: number;

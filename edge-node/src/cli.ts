@@ -105,6 +105,7 @@ generate / fidelity options:
   --draft DIR            draft model folder (default: embedded draft)
   --token T              join credential
   --json                 print one JSON object as the last line
+  --draft-ms A           EMULATION: pad each drafted token to A ms (a browser draft's cost)
   --plant-bug no-max     [fidelity only] a residual without max(0,·), to show the test catches it
 ${settingsHelp(SETTING_SPECS.map((s) => s.key))}
 `;
@@ -243,12 +244,13 @@ async function serve(argv: string[]): Promise<void> {
 async function generate(argv: string[]): Promise<void> {
   const { values: v } = parseArgs({ args: argv, options: deviceFlags });
   if (v.prompt === undefined) fail('--prompt is required');
-  const { settings, adaptiveGamma, maxTokens } = deviceSettings(v);
+  const { settings, adaptiveGamma, maxTokens, draftCostMs } = deviceSettings(v);
   const dev = await connectNodeDevice({
     edge: v.edge ?? `http://localhost:${N.port}`,
     settings,
     draftDir: v.draft,
     adaptiveGamma,
+    draftCostMs,
     token: v.token,
   });
   const tok = dev.draft.tokenizer;
@@ -286,6 +288,7 @@ async function generate(argv: string[]): Promise<void> {
       llmForwardPasses: s.llmForwardPasses,
       tokensPerSecond: s.tokensPerSecond,
       generatedTokens: s.generatedTokens,
+      wastedDrafts: s.wastedDrafts,
       draftMs: s.draftMs,
       waitMs: s.waitMs,
       gammas: s.gammas,

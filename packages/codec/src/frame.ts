@@ -92,20 +92,22 @@ export type RejectionBody =
   | { encoding: 'candidates'; ids: ArrayLike<number>; probs: ArrayLike<number> };
 /**
  * Downlink verdict. j is 1-based; drafts before j are accepted.
- * Payload: [0] u8 outcome (0 accept, 1 reject, 2 resample, 3 done) · [1] u8 done reason (0 = turn continues,
+ * Payload: [0] u8 outcome (0 accept, 1 reject, 2 resample, 3 done, 4 accepted) · [1] u8 done reason (0 = turn continues,
  * 1 eos, 2 maxTokens, 3 contextEnd, 4 stopped, 5 error; non-zero for 'done') · [2] u8 j · then
  *   accept   (all γ accepted, j = γ+1): [3,7) u32 bonus token sampled from P_{γ+1}
  *   reject   (DSSD): [3..) P_j as a distribution/candidates body (see distribution.ts)
  *   resample (DSD, edge resampled at j): [3,7) u32 token
  *   done     nothing more.
+ *   accepted (pipelined block, all accepted, j = γ+1, no bonus: the next block continues from x_γ): nothing more.
  */
 export type VerdictFrame =
   | { kind: 'verdict'; outcome: 'accept'; j: number; token: number; done?: DoneReason }
   | { kind: 'verdict'; outcome: 'reject'; j: number; body: RejectionBody; done?: DoneReason }
   | { kind: 'verdict'; outcome: 'resample'; j: number; token: number; done?: DoneReason }
-  | { kind: 'verdict'; outcome: 'done'; j: number; done: DoneReason };
+  | { kind: 'verdict'; outcome: 'done'; j: number; done: DoneReason }
+  | { kind: 'verdict'; outcome: 'accepted'; j: number; done?: DoneReason };
 export type VerdictOutcome = VerdictFrame['outcome'];
-const OUTCOMES: readonly VerdictOutcome[] = ['accept', 'reject', 'resample', 'done'];
+const OUTCOMES: readonly VerdictOutcome[] = ['accept', 'reject', 'resample', 'done', 'accepted'];
 /** The device needs the dense P_j (e.g. every candidate failed). Payload: [0] u8 j. */
 export interface FullRequestFrame {
   kind: 'fullRequest';
@@ -272,7 +274,7 @@ export function dsdDraftFrameSize(gamma: number, vocabSize: number, encoding: 'f
 /** Verdict size; for 'reject' pass the body size (encodedSize / distributionBodySize). */
 export function verdictFrameSize(outcome: VerdictOutcome, bodyBytes = 0): number {
   if (outcome === 'reject') return HEADER_SIZE + 3 + bodyBytes;
-  return HEADER_SIZE + 3 + (outcome === 'done' ? 0 : 4);
+  return HEADER_SIZE + 3 + (outcome === 'done' || outcome === 'accepted' ? 0 : 4);
 }
 export function fullRequestFrameSize(): number {
   return HEADER_SIZE + 1;
@@ -386,7 +388,7 @@ function payloadParts(frame: Frame, ctx: FrameContext): Uint8Array[] {
       if (frame.outcome === 'done' && frame.done === undefined)
         fail('BadArgument', "'done' verdict needs a reason");
       const head = u8s(outcome, doneCode(frame.done), frame.j);
-      if (frame.outcome === 'done') return [head];
+      if (frame.outcome === 'done' || frame.outcome === 'accepted') return [head];
       const V = requireVocab(ctx.vocabSize, frame.kind);
       if (frame.outcome === 'reject') {
         const b = frame.body;
@@ -681,6 +683,10 @@ function decodePayload(kind: FrameKind, r: Reader, limits: FrameLimits): Frame {
       if (outcome === 'done') {
         if (done === undefined) fail('BadValue', "verdict: 'done' outcome without a reason");
         frame = { kind, outcome, j, done };
+        break;
+      }
+      if (outcome === 'accepted') {
+        frame = done === undefined ? { kind, outcome, j } : { kind, outcome, j, done };
         break;
       }
       const V = requireVocab(limits.vocabSize, kind);

@@ -213,7 +213,7 @@ test('decode validates payload values', () => {
   }
   const verdict = encodeFrame({ kind: 'verdict', outcome: 'accept', j: 2, token: 5 }, ctx);
   for (const [offset, value, code] of [
-    [0, 4, 'OutOfRange'],
+    [0, 5, 'OutOfRange'],
     [1, 6, 'OutOfRange'],
     [2, 0, 'OutOfRange'],
   ] as const) {

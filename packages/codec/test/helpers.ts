@@ -147,6 +147,7 @@ export function sampleFrames(rng: Rng, V: number): { frame: Frame; size: number 
       size: verdictFrameSize('resample'),
     },
     { frame: { kind: 'verdict', outcome: 'done', j: 3, done: 'eos' }, size: verdictFrameSize('done') },
+    { frame: { kind: 'verdict', outcome: 'accepted', j: g + 1 }, size: verdictFrameSize('accepted') },
     { frame: { kind: 'fullRequest', j: g }, size: fullRequestFrameSize() },
     { frame: { kind: 'fullResponse', j: g, p }, size: fullResponseFrameSize(V) },
     { frame: { kind: 'arTokens', ids: randomIds(rng, 5, V) }, size: arTokensFrameSize(5, V) },

@@ -58,9 +58,21 @@ export {
   dssdUplinkBytes,
   expectedTokensPerRound,
   notebookSpeedup,
+  pipelinedTokensPerSecond,
   predict,
   rejectionProbability,
+  serialTokensPerSecond,
   throughput,
   transferMs,
 } from './latency.js';
-export type { ComputeParams, LinkParams, Method, ModelParams, Prediction, WireParams } from './latency.js';
+export type {
+  ComputeParams,
+  LinkParams,
+  Method,
+  ModelParams,
+  PipelineParams,
+  Prediction,
+  WireParams,
+} from './latency.js';
+export { PipelineVerifier } from './pipeline.js';
+export type { PipelineBlock, PipelineResult } from './pipeline.js';

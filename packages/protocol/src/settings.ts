@@ -7,7 +7,8 @@ import { validateSamplingParams, validateSeed, type SamplingParams } from '@dssd
 import { MAX_GAMMA, draftFrameSize, dsdDraftFrameSize, turnFrameSize } from '@dssd/codec';
 import { ProtocolError, ProtocolErrorCode } from './errors.js';
 
-export const PROTOCOL_VERSION = 1;
+/** 2: pipelined drafting (`pipeline` in the hello, the `accepted` verdict). */
+export const PROTOCOL_VERSION = 2;
 
 // ---------------------------------------------------------------------------------------------------------------
 // Modes and codecs
@@ -44,6 +45,12 @@ export const DSD_PRECISIONS: readonly DsdPrecision[] = ['f32', 'f16'];
  */
 export const GAMMA = { default: 4, min: 1, max: 16, ceiling: 32, auto: 8 } as const;
 
+/**
+ * Pipelined drafting: the device keeps at most `window` unverified tokens in flight (default: this many blocks of
+ * γ), in blocks of up to γ.
+ */
+export const PIPELINE = { windowBlocks: 2, maxWindow: 256 } as const;
+
 /** Candidate count bounds for the candidates codec. */
 export const CANDIDATES = { min: 1, max: 1024 } as const;
 /** K of the lossy topk codec. */
@@ -74,6 +81,12 @@ export interface SessionSettings {
   topK: number;
   /** Candidate count for the candidates codec, or 'auto' (adapts K to the observed acceptance). */
   candidates: number | 'auto';
+  /**
+   * DSSD only: draft ahead while verdicts are in flight, in blocks of up to γ, at most `window` unverified tokens
+   * (0: PIPELINE.windowBlocks·γ). Blocks end without a bonus token.
+   */
+  pipeline: boolean;
+  window: number;
 }
 
 const GREEDY_OFF: SamplingParams = { temperature: 1, topK: 0, topP: 1 };
@@ -87,6 +100,8 @@ export const DEFAULT_SETTINGS: Readonly<SessionSettings> = Object.freeze({
   dsdPrecision: 'f32',
   topK: TOPK_CODEC.default,
   candidates: 'auto',
+  pipeline: false,
+  window: 0,
 });
 
 /** What an edge enforces per session. */
@@ -237,6 +252,7 @@ export interface UserSettings {
   draftTemperature: number | null;
   dsdPrecision: DsdPrecision;
   candidates: number | 'auto';
+  pipeline: boolean;
   maxTokens: number;
 }
 export type SettingKey = keyof UserSettings;
@@ -246,7 +262,7 @@ export interface SettingSpec {
   key: SettingKey;
   /** CLI flag (without --) and widget attribute; the URL query and the form use `key`. */
   flag: string;
-  kind: 'choice' | 'int' | 'number';
+  kind: 'choice' | 'int' | 'number' | 'bool';
   choices?: readonly string[];
   min?: number;
   max?: number;
@@ -346,6 +362,7 @@ export const DEFAULT_USER_SETTINGS: Readonly<UserSettings> = Object.freeze({
   draftTemperature: null,
   dsdPrecision: DEFAULT_SETTINGS.dsdPrecision,
   candidates: DEFAULT_SETTINGS.candidates,
+  pipeline: DEFAULT_SETTINGS.pipeline,
   maxTokens: 64,
 });
 
@@ -384,8 +401,12 @@ export type SettingSource =
   | URLSearchParams
   | ((name: string) => string | null | undefined);
 
+const TRUE = ['1', 'true', 'on', 'yes'];
+const FALSE = ['0', 'false', 'off', 'no'];
+
 function describe(s: SettingSpec): string {
   if (s.kind === 'choice') return `one of ${s.choices!.join(', ')}`;
+  if (s.kind === 'bool') return '1 or 0';
   const lo = s.above !== undefined ? `(${s.above}` : `[${s.min}`;
   const range = `${s.kind === 'int' ? 'an integer' : 'a number'} in ${lo}, ${s.max}]`;
   return `${range}${s.auto ? ' or auto' : ''}${s.nullable ? ' or empty' : ''}`;
@@ -394,6 +415,12 @@ function describe(s: SettingSpec): string {
 /** Parses one value; returns the value or an error message. */
 function parseValue(s: SettingSpec, raw: string): { value: UserSettings[SettingKey] } | { error: string } {
   const t = raw.trim();
+  if (s.kind === 'bool') {
+    // A bare flag or attribute (`--pipeline`, `<dssd-chat pipeline>`) arrives as an empty string: on.
+    if (t === '' || TRUE.includes(t.toLowerCase())) return { value: true };
+    if (FALSE.includes(t.toLowerCase())) return { value: false };
+    return { error: `must be ${describe(s)}, got ${JSON.stringify(raw)}` };
+  }
   if (s.kind === 'choice') {
     return s.choices!.includes(t)
       ? { value: t as never }
@@ -464,6 +491,7 @@ export function toSessionSettings(u: UserSettings): { settings: SessionSettings;
     draftSampling: u.draftTemperature === null ? sampling : { ...sampling, temperature: u.draftTemperature },
     dsdPrecision: u.dsdPrecision,
     candidates: u.candidates,
+    pipeline: u.pipeline && u.mode === 'dssd',
     ...(u.seed !== null ? { seed: u.seed } : {}),
   });
   return { settings, adaptiveGamma };
@@ -475,7 +503,7 @@ export function settingsToQuery(u: UserSettings, base: UserSettings = DEFAULT_US
   for (const s of SETTING_SPECS) {
     const v = u[s.key];
     if (v === base[s.key]) continue;
-    q.set(s.key, v === null ? '' : String(v));
+    q.set(s.key, v === null ? '' : typeof v === 'boolean' ? (v ? '1' : '0') : String(v));
   }
   return q.toString();
 }
@@ -602,7 +630,14 @@ export function validateSettings(x: unknown, limits: { maxGamma?: number } = {})
     dsdPrecision: dsdPrecision as DsdPrecision,
     topK: int(x.topK ?? TOPK_CODEC.default, 'topK', 1, TOPK_CODEC.max),
     candidates: candidates as number | 'auto',
+    pipeline: false,
+    window: 0,
   };
+  const pipeline = x.pipeline ?? false;
+  if (typeof pipeline !== 'boolean') bad('pipeline must be true or false');
+  if (pipeline && mode !== 'dssd') bad(`pipelined drafting is a dssd mode, not ${mode}`);
+  s.pipeline = pipeline as boolean;
+  s.window = int(x.window ?? 0, 'window', 0, PIPELINE.maxWindow);
   if (seed !== undefined) s.seed = seed;
   return s;
 }

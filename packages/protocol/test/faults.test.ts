@@ -14,6 +14,7 @@ import {
   ProtocolError,
   ProtocolErrorCode,
   SessionTable,
+  PROTOCOL_VERSION,
   memoryChannelPair,
   type DeviceOptions,
 } from '../src/index.js';
@@ -105,6 +106,7 @@ const RATES: Record<FaultKind, Partial<FaultPlan>> = {
 const MODES: DeviceOptions['settings'][] = [
   { mode: 'dssd', codec: 'candidates', gamma: 4 },
   { mode: 'dssd', codec: 'f32', gamma: 3 },
+  { mode: 'dssd', codec: 'candidates', gamma: 2, pipeline: true },
   { mode: 'dsd', gamma: 3 },
   { mode: 'ar' },
 ];
@@ -133,7 +135,7 @@ test('faults: every kind, both directions, every mode: the exact answer or a cle
           r = await dev.generate(prompt, { maxNewTokens: n });
         } catch (e) {
           assert.ok(e instanceof ProtocolError, `${kind}/${settings.mode}: ${(e as Error).message}`);
-          errors.push(`${kind}/${settings.mode}/${seed}: ${e.code}`);
+          errors.push(`${kind}/${settings.mode}${settings.pipeline ? '+pipeline' : ''}/${seed}: ${e.code}`);
         }
         injected += host.injected;
         // Committed tokens are always a prefix of the right answer.
@@ -225,7 +227,7 @@ test('resume needs the secret: a wrong one is refused with Unauthorized', async 
       {
         kind: 'hello',
         body: {
-          protocol: 1,
+          protocol: PROTOCOL_VERSION,
           model: toyIdentity(V),
           settings: { ...a.settings },
           resume: { sessionId: a.welcome.sessionId, secret: '0'.repeat(32), committed: 3 },
@@ -234,7 +236,8 @@ test('resume needs the secret: a wrong one is refused with Unauthorized', async 
       { sessionId: 0, round: 0 },
     ),
   );
-  await new Promise((r) => setTimeout(r, 30));
+  for (let waited = 0; replies.length === 0 && waited < 5000; waited += 10)
+    await new Promise((r) => setTimeout(r, 10));
   const f = decodeFrame(replies[0], { vocabSize: V });
   assert.equal(f.kind, 'error');
   assert.match((f as { message: string }).message, /resume secret/);

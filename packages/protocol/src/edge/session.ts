@@ -26,7 +26,14 @@ import {
   type FrameLimits,
   type DoneReason,
 } from '@dssd/codec';
-import { SessionRng, SpecStats, processLogits, sampleFrom, type RoundRules } from '@dssd/kernel';
+import {
+  PipelineVerifier,
+  SessionRng,
+  SpecStats,
+  processLogits,
+  sampleFrom,
+  type RoundRules,
+} from '@dssd/kernel';
 import { ProtocolError, ProtocolErrorCode, WIRE_CODES } from '../errors.js';
 import type { LmSession } from '../lm.js';
 import {
@@ -40,7 +47,7 @@ import {
 } from '../settings.js';
 import { historyDigest, parseResume, randomHex, type ResumeAnswer } from '../wire/resume.js';
 import { RoundBucket } from './rate.js';
-import { verifyDraft, verifyDsdDraft, type HeldDistribution } from './verify.js';
+import { verifyBlock, verifyDraft, verifyDsdDraft, type HeldDistribution } from './verify.js';
 
 /** What a resumed session takes over from the one its device lost. */
 export interface HeldSession {
@@ -123,6 +130,8 @@ export class EdgeSession {
   private arRunning: Promise<void> | null = null;
   private arStop = false;
   private chain: Promise<void> = Promise.resolve();
+  /** Pipelined mode: the block verifier (null in serial mode). */
+  private blocks: PipelineVerifier | null = null;
   /** Running estimate of the total variation at rejections (adaptive candidate count). */
   private readonly tv = { estimate: 0.5 };
   private closed = false;
@@ -239,6 +248,9 @@ export class EdgeSession {
         `frame for session ${f.sessionId}, this is ${this.id}`,
       );
     }
+    // A stale pipelined block (drafted on a prefix a rejection, a stop or the turn's end discarded) is dropped
+    // before anything is counted: it consumes no uniforms, no rate budget and no held distribution.
+    if (f.kind === 'draft' && this.blocks && this.isStaleBlock(f.round, f.prevToken !== undefined)) return;
     if (f.kind === 'turn' || f.kind === 'draft' || f.kind === 'dsdDraft') this.bucket.take();
     switch (f.kind) {
       case 'turn':
@@ -319,6 +331,7 @@ export class EdgeSession {
     this.settings = s;
     this.opts.onSettled?.(s);
     this.rng = new SessionRng(s.seed ?? this.opts.secretSeed);
+    this.blocks = s.pipeline ? new PipelineVerifier(this.opts.rules) : null;
     this.resumeSecret = randomHex(16);
     await this.send(
       {
@@ -369,6 +382,7 @@ export class EdgeSession {
     this.turnActive = true;
     this.awaitingPrev = false;
     this.pendingFull = null;
+    this.blocks?.reset(wireRound);
     if (this.settings!.mode === 'ar') {
       this.arStop = false;
       this.arRunning = this.generateAr(maxNewTokens).finally(() => (this.arRunning = null));
@@ -419,8 +433,65 @@ export class EdgeSession {
     }
   }
 
+  private isStaleBlock(round: number, carriesResample: boolean): boolean {
+    return !this.turnActive || this.blocks!.isStale({ index: round, carriesResample });
+  }
+
+  /**
+   * A pipelined block: the edge feeds the uncached tokens (the piggybacked resampled token first, or the last
+   * block's final draft) and every draft but the last, verifies in order with no bonus, and answers `accepted`
+   * or `reject`. The last draft of an accepted block stays uncached: the next block feeds it.
+   */
+  private async onBlock(round: number, ids: number[], q: number[], prev: number | undefined): Promise<void> {
+    const s = this.settings!;
+    if (!this.turnActive) throw new ProtocolError(ProtocolErrorCode.UnexpectedFrame, 'draft outside a turn');
+    if (ids.length > s.gamma) {
+      throw new ProtocolError(
+        ProtocolErrorCode.BadFrame,
+        `block of ${ids.length} exceeds the agreed γ = ${s.gamma}`,
+      );
+    }
+    const need = this.history.length + (prev === undefined ? 0 : 1) + ids.length;
+    if (need > this.maxContext) {
+      throw new ProtocolError(
+        ProtocolErrorCode.ContextFull,
+        `the block would need ${need} positions; the context is ${this.maxContext}`,
+      );
+    }
+    if (prev !== undefined) this.history.push(prev);
+    this.pendingFull = null;
+    const t0 = this.now();
+    const rows = await this.score(ids.slice(0, -1));
+    const base = this.history.length;
+    let v;
+    try {
+      v = verifyBlock({
+        verifier: this.blocks!,
+        rows,
+        ids,
+        q,
+        carriesResample: prev !== undefined,
+        settings: s,
+        rng: (index) => this.rng!.round(this.turn, index),
+        round,
+        tv: this.tv,
+      });
+    } catch (e) {
+      if (prev !== undefined) this.history.pop();
+      throw e;
+    }
+    if (v === null) return; // cannot happen after isStaleBlock; kept so a stale block never touches state
+    this.history.push(...v.appended);
+    if (v.truncateTo !== null) this.target!.truncate(base + v.truncateTo);
+    this.pendingFull = v.held;
+    this.metrics.stats.recordRound(ids.length, v.accepted, v.outcome);
+    this.endRound(t0);
+    return this.send(v.frame, round);
+  }
+
   private async onDraft(round: number, ids: number[], q: number[], prev: number | undefined): Promise<void> {
     const s = this.settings!;
+    if (s.mode === 'dssd' && s.pipeline) return this.onBlock(round, ids, q, prev);
     if (s.mode !== 'dssd')
       throw new ProtocolError(ProtocolErrorCode.UnexpectedFrame, `draft frames in ${s.mode} mode`);
     if (this.awaitingPrev && prev === undefined) {

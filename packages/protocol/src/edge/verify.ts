@@ -8,6 +8,7 @@ import {
   chooseCandidateCount,
   drawRejectionCandidates,
   processLogits,
+  type PipelineVerifier,
   verifyDsdRound,
   verifyDssdRound,
   type RoundOutcome,
@@ -73,8 +74,58 @@ export function verifyDraft(o: {
       outcome: { bonus: true },
     };
   }
-  const j = v.rejectedAt;
-  const Pj = v.rejectedRow as Float32Array;
+  return rejection(o, v.rejectedAt, v.rejectedRow as Float32Array);
+}
+
+/**
+ * Pipelined DSSD block (see the kernel's PipelineVerifier): `rows` are P_1..P_g of the block (the edge fed
+ * the uncached tokens and every draft but the last). Returns null for a stale block, which changes nothing.
+ */
+export function verifyBlock(o: {
+  verifier: PipelineVerifier;
+  rows: Float32Array[];
+  ids: number[];
+  q: number[];
+  carriesResample: boolean;
+  settings: SessionSettings;
+  rng: (index: number) => RoundRng;
+  round: number;
+  tv: { estimate: number };
+}): EdgeRoundResult | null {
+  const v = o.verifier.verify(
+    { index: o.round, carriesResample: o.carriesResample, drafts: o.ids, q: o.q },
+    (i) => processLogits(o.rows[i - 1], o.settings.sampling),
+    o.rng,
+  );
+  if (v.stale) return null;
+  if (v.rejectedAt === null) {
+    const g = o.ids.length;
+    return {
+      frame: { kind: 'verdict', outcome: 'accepted', j: g + 1 },
+      accepted: g,
+      appended: [...o.ids],
+      truncateTo: null,
+      held: null,
+      outcome: { bonus: false },
+    };
+  }
+  return rejection({ ...o, rng: o.rng(o.round) }, v.rejectedAt, v.rejectedRow as Float32Array);
+}
+
+/** The reject verdict at j: P_j in the session's codec, or K candidates drawn from it (P_j held for a fall-back). */
+function rejection(
+  o: {
+    ids: number[];
+    q: number[];
+    settings: SessionSettings;
+    rng: RoundRng;
+    round: number;
+    tv: { estimate: number };
+  },
+  j: number,
+  Pj: Float32Array,
+): EdgeRoundResult {
+  const s = o.settings;
   o.tv.estimate = 0.9 * o.tv.estimate + 0.1 * (1 - Math.min(1, Pj[o.ids[j - 1]] / o.q[j - 1]));
   let body: RejectionBody;
   let held: HeldDistribution | null = null;

@@ -4,7 +4,7 @@
  * {session: id} when a device connects and {pass: ms} after each target pass (verify pass or ar step), so the
  * parent can take T_LLM per session. Exits when stdin closes.
  *
- * Usage: node kernel-edge.js [A,B]   (A,B: pad each target pass to A + B·tokens ms, an emulation)
+ * Usage: node netns-edge.js [A,B]   (A,B: pad each target pass to A + B·tokens ms, an emulation)
  */
 import { EdgeNode, Logger } from '@dssd/edge-node';
 import { parseTargetCost } from '@dssd/protocol';

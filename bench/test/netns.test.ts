@@ -4,11 +4,11 @@ import { spawnSync } from 'node:child_process';
 import { memoryChannelPair } from '@dssd/protocol';
 import {
   DEVICE_PORTS,
-  KernelNamespace,
-  KernelShapingError,
+  ShapedNamespace,
+  NetnsShapingError,
   parseClassStats,
   tcCommands,
-} from '../src/kernel.js';
+} from '../src/netns.js';
 import { LinkDirection, delayChannel } from '../src/shaper.js';
 import { GRIDS, KERNEL_CELLS, PROFILES } from '../src/grid.js';
 import { SHAPING_KERNEL, SHAPING_SIMULATED, rowKey, type Row } from '../src/rows.js';
@@ -44,7 +44,7 @@ test('tbf: one bucket for both directions, so only symmetric links', () => {
   assert.equal(cmd.join(' '), 'qdisc add dev lo root handle 1: tbf rate 50mbit burst 1600 latency 500ms');
   assert.throws(
     () => tcCommands(PROFILES['mobile-10/50'], 'tbf'),
-    (e: unknown) => e instanceof KernelShapingError && e.code === 'asymmetric-needs-htb',
+    (e: unknown) => e instanceof NetnsShapingError && e.code === 'asymmetric-needs-htb',
   );
 });
 
@@ -146,7 +146,7 @@ test(
   'a namespace of its own: lo shaped with htb, counters readable, deleted afterwards',
   { skip: !root && 'needs root, ip and tc' },
   () => {
-    const ns = KernelNamespace.create();
+    const ns = ShapedNamespace.create();
     try {
       assert.match(ns.name, /^dssd-bench-\d+$/);
       assert.equal(ns.shape(PROFILES['rtt20-10M']), 'htb');

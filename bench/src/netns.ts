@@ -12,10 +12,10 @@ import { fileURLToPath } from 'node:url';
 import type { TurnStats } from '@dssd/protocol';
 import type { LinkProfile } from './shaper.js';
 import { runSpecWith, type Measurement, type RunSpec } from './run.js';
-import type { DeviceJob } from './kernel-device.js';
+import { DEVICE_PORTS, type DeviceJob } from './netns-job.js';
 
-/** The device's ICE ports: 0x5000–0x5fff, one u32 mask, below the namespace's ephemeral range. */
-export const DEVICE_PORTS = { min: 0x5000, max: 0x5fff, mask: 0xf000 };
+export { DEVICE_PORTS };
+
 /** Ephemeral ports for everything else in the namespace (the edge's ICE sockets, signaling). */
 export const EPHEMERAL_PORTS = '32768 60999';
 /** Loopback MTU inside the namespace: Ethernet-sized packets, so a one-packet bucket holds any packet. */
@@ -26,16 +26,16 @@ export const BURST_BYTES = 1600;
 export type Qdisc = 'htb' | 'tbf';
 
 /** Why kernel shaping could not run (fixed codes). */
-export type KernelErrorCode =
+export type NetnsErrorCode =
   'not-root' | 'no-tools' | 'setup-failed' | 'asymmetric-needs-htb' | 'child-failed' | 'timeout';
 
-export class KernelShapingError extends Error {
+export class NetnsShapingError extends Error {
   constructor(
-    readonly code: KernelErrorCode,
+    readonly code: NetnsErrorCode,
     message: string,
   ) {
     super(message);
-    this.name = 'KernelShapingError';
+    this.name = 'NetnsShapingError';
   }
 }
 
@@ -45,7 +45,7 @@ const mbit = (mbps: number) => `${mbps}mbit`;
 export function tcCommands(profile: LinkProfile, qdisc: Qdisc): string[][] {
   if (qdisc === 'tbf') {
     if (profile.upMbps !== profile.downMbps) {
-      throw new KernelShapingError(
+      throw new NetnsShapingError(
         'asymmetric-needs-htb',
         `${profile.name} has different up and down rates; tbf on lo shapes both directions as one`,
       );
@@ -123,7 +123,7 @@ export function parseClassStats(text: string): Map<string, ClassCounters> {
 }
 
 /** What the kernel counted for one run: proof the classes saw the traffic. */
-export interface KernelCounters {
+export interface TcCounters {
   qdisc: Qdisc;
   /** htb only: bytes as tc counts them (whole packets, headers included), packets and drops per direction. */
   up?: ClassCounters;
@@ -141,7 +141,7 @@ function run(cmd: string, args: string[]): { ok: boolean; out: string } {
   };
 }
 
-const live = new Set<KernelNamespace>();
+const live = new Set<ShapedNamespace>();
 const children = new Set<ChildProcess>();
 let hooked = false;
 function cleanupAll(): void {
@@ -150,7 +150,7 @@ function cleanupAll(): void {
 }
 
 /** A network namespace of this run, with lo up; deleted on destroy() and, failing that, at process exit. */
-export class KernelNamespace {
+export class ShapedNamespace {
   private qdisc: Qdisc | null = null;
   private destroyed = false;
   /** Why htb was not used, when shape() fell back to tbf. */
@@ -158,19 +158,19 @@ export class KernelNamespace {
 
   private constructor(readonly name: string) {}
 
-  /** Creates the namespace, or throws a KernelShapingError saying why kernel shaping cannot run here. */
-  static create(): KernelNamespace {
+  /** Creates the namespace, or throws a NetnsShapingError saying why kernel shaping cannot run here. */
+  static create(): ShapedNamespace {
     if (process.getuid?.() !== 0) {
-      throw new KernelShapingError('not-root', 'kernel shaping needs root (ip netns, tc)');
+      throw new NetnsShapingError('not-root', 'kernel shaping needs root (ip netns, tc)');
     }
     for (const [cmd, arg] of [
       ['ip', '-V'],
       ['tc', '-V'],
     ]) {
       const r = run(cmd, [arg]);
-      if (!r.ok) throw new KernelShapingError('no-tools', `${cmd} is not usable: ${r.out}`);
+      if (!r.ok) throw new NetnsShapingError('no-tools', `${cmd} is not usable: ${r.out}`);
     }
-    const ns = new KernelNamespace(`dssd-bench-${process.pid}`);
+    const ns = new ShapedNamespace(`dssd-bench-${process.pid}`);
     if (!hooked) {
       hooked = true;
       process.on('exit', cleanupAll);
@@ -182,7 +182,7 @@ export class KernelNamespace {
       }
     }
     const add = run('ip', ['netns', 'add', ns.name]);
-    if (!add.ok) throw new KernelShapingError('setup-failed', `ip netns add failed: ${add.out}`);
+    if (!add.ok) throw new NetnsShapingError('setup-failed', `ip netns add failed: ${add.out}`);
     live.add(ns);
     try {
       ns.must(['ip', 'link', 'set', 'lo', 'mtu', String(LO_MTU)]);
@@ -203,7 +203,7 @@ export class KernelNamespace {
   private must(cmd: string[]): string {
     const [c, ...a] = this.execArgs(cmd);
     const r = run(c, a);
-    if (!r.ok) throw new KernelShapingError('setup-failed', `${cmd.join(' ')} failed: ${r.out}`);
+    if (!r.ok) throw new NetnsShapingError('setup-failed', `${cmd.join(' ')} failed: ${r.out}`);
     return r.out;
   }
 
@@ -277,17 +277,17 @@ class Child {
   /** Resolves with the first line `match` accepts (or an {error} line), rejecting after timeoutMs. */
   wait(match: (o: Record<string, unknown>) => boolean, timeoutMs: number): Promise<Record<string, unknown>> {
     return new Promise((resolve, reject) => {
-      if (this.exited) return reject(new KernelShapingError('child-failed', `child ${this.exited}`));
+      if (this.exited) return reject(new NetnsShapingError('child-failed', `child ${this.exited}`));
       const timer = setTimeout(() => {
         const i = this.waiters.indexOf(w);
         if (i >= 0) this.waiters.splice(i, 1);
-        reject(new KernelShapingError('timeout', `no answer in ${timeoutMs / 1000} s`));
+        reject(new NetnsShapingError('timeout', `no answer in ${timeoutMs / 1000} s`));
       }, timeoutMs);
       const w = (o: Record<string, unknown>) => {
         if (!match(o) && !('error' in o && !('id' in o))) return false;
         clearTimeout(timer);
         if ('error' in o && !('id' in o)) {
-          reject(new KernelShapingError('child-failed', String(o.error)));
+          reject(new NetnsShapingError('child-failed', String(o.error)));
         } else resolve(o);
         return true;
       };
@@ -314,12 +314,12 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
  * Runs specs over the namespace: one edge child per target mode (restarted when it changes), one long-lived
  * device child (the draft model loads once), lo reshaped per profile.
  */
-export class KernelRunner {
+export class NetnsRunner {
   private edge: { child: Child; url: string; key: string; passes: number[][] } | null = null;
   private device: Child | null = null;
   private nextJob = 1;
 
-  constructor(readonly ns: KernelNamespace) {}
+  constructor(readonly ns: ShapedNamespace) {}
 
   private async ensureEdge(targetMs: RunSpec['targetMs']): Promise<{ url: string; passes: number[][] }> {
     const key = targetMs ? `${targetMs.a},${targetMs.b}` : '';
@@ -327,7 +327,7 @@ export class KernelRunner {
     this.edge?.child.stop();
     const passes: number[][] = [[]];
     const child = new Child(
-      this.ns.execArgs([process.execPath, path.join(here, 'kernel-edge.js'), ...(key ? [key] : [])]),
+      this.ns.execArgs([process.execPath, path.join(here, 'netns-edge.js'), ...(key ? [key] : [])]),
       (o) => {
         // Passes belong to the newest session: the runs are sequential.
         if ('session' in o) passes.push([]);
@@ -342,7 +342,7 @@ export class KernelRunner {
   private async ensureDevice(): Promise<Child> {
     if (this.device) return this.device;
     const child = new Child(
-      this.ns.execArgs([process.execPath, path.join(here, 'kernel-device.js')]),
+      this.ns.execArgs([process.execPath, path.join(here, 'netns-device.js')]),
       () => {},
     );
     await child.wait((o) => 'ready' in o, 60_000);
@@ -351,7 +351,7 @@ export class KernelRunner {
   }
 
   /** One spec, every prompt in a fresh session over real WebRTC; shaped by the kernel for spec.profile. */
-  async runSpec(spec: RunSpec): Promise<{ m: Measurement; kernel: KernelCounters }> {
+  async runSpec(spec: RunSpec): Promise<{ m: Measurement; kernel: TcCounters }> {
     const edge = await this.ensureEdge(spec.targetMs);
     const device = await this.ensureDevice();
     const qdisc = this.ns.shape(spec.profile);
@@ -371,7 +371,7 @@ export class KernelRunner {
       };
       device.send(job);
       const r = await device.wait((o) => o.id === job.id, 180_000);
-      if ('error' in r) throw new KernelShapingError('child-failed', `device: ${String(r.error)}`);
+      if ('error' in r) throw new NetnsShapingError('child-failed', `device: ${String(r.error)}`);
       // The edge timed its last pass before sending the answer the device just got; let its line arrive.
       await sleep(50);
       const passMs = edge.passes.slice(first).flat();

@@ -1,5 +1,5 @@
 /**
- * Child process of the kernel-shaped benchmark, run inside its network namespace: the real Node device (draft
+ * Child process of the kernel-shaped (netns + tc) benchmark, run inside its network namespace: the real Node device (draft
  * model on onnxruntime-node, real WebRTC via @roamhq/wrtc) as connectNodeDevice builds it, with two additions:
  * its ICE sockets use DEVICE_PORTS, so the kernel can tell uplink from downlink by UDP port, and its data
  * channel goes through the transport shaper's delay line (rate left to the kernel). Reads one JSON job per
@@ -10,20 +10,8 @@ import { DEFAULT_MODEL_DIRS, loadNodeModel } from '@dssd/models/node';
 import { connectNodeDevice, nodeWrtc } from '@dssd/edge-node';
 import { gammaFor, type WrtcLike } from '@dssd/protocol';
 import { LinkDirection, delayChannel } from './shaper.js';
-import { SETTINGS, type MethodSpec, type SettingName } from './run.js';
-import { DEVICE_PORTS } from './kernel.js';
-
-export interface DeviceJob {
-  id: number;
-  url: string;
-  method: MethodSpec;
-  gamma: number;
-  rttMs: number;
-  setting: SettingName;
-  prompt: number[];
-  maxNewTokens: number;
-  seed: number;
-}
+import { SETTINGS } from './run.js';
+import { DEVICE_PORTS, type DeviceJob } from './netns-job.js';
 
 const emit = (o: unknown) => process.stdout.write(JSON.stringify(o) + '\n');
 

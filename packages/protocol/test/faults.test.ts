@@ -214,7 +214,7 @@ test('edge restart: the device rejoins and rebuilds the session from its committ
   dev.close();
 });
 
-test('resume needs the secret: a wrong one is refused with Unauthorized', async () => {
+test('resume needs the secret: a wrong one gets the same answer as an unknown id (a rebuild), never the session', async () => {
   const host = new ToyHost(10_000, () => null);
   const a = await device(host, { mode: 'dssd', gamma: 3 });
   await a.generate([1], { maxNewTokens: 5 });
@@ -239,12 +239,14 @@ test('resume needs the secret: a wrong one is refused with Unauthorized', async 
   for (let waited = 0; replies.length === 0 && waited < 5000; waited += 10)
     await new Promise((r) => setTimeout(r, 10));
   const f = decodeFrame(replies[0], { vocabSize: V });
-  assert.equal(f.kind, 'error');
-  assert.match((f as { message: string }).message, /resume secret/);
-  // The real owner still resumes.
+  // The same welcome an unknown id gets: nothing held, so no oracle for which ids exist.
+  assert.equal(f.kind, 'welcome');
+  assert.deepEqual((f as { body: { resumed?: unknown } }).body.resumed, { held: 0, digest: 0x811c9dc5 });
+  // The real owner still resumes, its KV cache and history kept.
   a.transport.channel.close();
   const r = await a.generate([2], { maxNewTokens: 5 });
   assert.equal(r.tokens.length, 5);
+  assert.deepEqual(a.resumes, { kept: 1, rebuilt: 0 });
   a.close();
 });
 

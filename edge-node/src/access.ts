@@ -161,6 +161,11 @@ export class AccessPolicy {
     return { spent: false, nonce };
   }
 
+  /** A join admitted under `nonce` never became a session (its handshake failed): the token is not spent. */
+  unadmit(nonce: string): void {
+    if (this.spent.get(nonce)?.sessions.size === 0) this.spent.delete(nonce);
+  }
+
   /** Records that a join under `nonce` became session `id` (a fresh join, or a resume of one of its sessions). */
   bindSession(nonce: string, id: number): void {
     this.spent.get(nonce)?.sessions.add(id);
@@ -261,9 +266,8 @@ export class KeyedRate {
     private readonly now: () => number = () => performance.now(),
   ) {}
 
-  /** Takes one token for `key`; false when the key is over its rate. */
-  take(key: string): boolean {
-    if (!Number.isFinite(this.rate)) return true;
+  /** The bucket of `key`, refilled up to now. */
+  private bucket(key: string): { tokens: number; at: number } {
     const t = this.now();
     if (this.buckets.size > 10_000) {
       for (const [k, b] of this.buckets)
@@ -273,15 +277,22 @@ export class KeyedRate {
     b.tokens = Math.min(this.burst, b.tokens + ((t - b.at) / 1000) * this.rate);
     b.at = t;
     this.buckets.set(key, b);
+    return b;
+  }
+
+  /** Takes one token for `key`; false when the key is over its rate. */
+  take(key: string): boolean {
+    if (!Number.isFinite(this.rate)) return true;
+    const b = this.bucket(key);
     if (b.tokens < 1) return false;
     b.tokens -= 1;
     return true;
   }
 
-  /** Seconds until `key` has a token again (for Retry-After). */
+  /** Seconds until `key` has a token again (0: it has one now), for Retry-After. */
   retryAfterS(key: string): number {
-    const b = this.buckets.get(key);
-    if (!b || b.tokens >= 1) return 0;
-    return Math.max(1, Math.ceil((1 - b.tokens) / this.rate));
+    if (!Number.isFinite(this.rate)) return 0;
+    const b = this.bucket(key);
+    return b.tokens >= 1 ? 0 : Math.max(1, Math.ceil((1 - b.tokens) / this.rate));
   }
 }

@@ -393,6 +393,9 @@ export class EdgeNode {
         this.metrics.countError(e.code);
       }
       this.log.warn('peer connection failed', { error: (e as Error).message });
+      // A single-use token whose handshake failed is not spent: the device may try again.
+      const failed = admission as ReturnType<AccessPolicy['admit']>;
+      if (!failed.spent && failed.nonce !== undefined) this.access.unadmit(failed.nonce);
       return;
     } finally {
       this.pending--;

@@ -306,6 +306,14 @@ test('8 secrets have a minimum length; joins and issuer-secret guesses are rate 
     );
   assert.equal(statuses[0], 401);
   assert.equal(statuses[11], 429);
+  // The bucket refills: after a wait a guess is judged again (and only failures spend it).
+  let now = 0;
+  const rate = new access.KeyedRate(1, 2, () => now);
+  assert.ok(rate.take('a') && rate.take('a') && !rate.take('a'));
+  assert.ok(rate.retryAfterS('a') > 0);
+  now = 1000;
+  assert.equal(rate.retryAfterS('a'), 0);
+  assert.ok(rate.take('a') && rate.take('b'));
 });
 
 test('9 single-use tokens: a second fresh join is refused; a reconnect may reuse it to resume its own session', async () => {

@@ -284,6 +284,12 @@ export const SETTING_SPECS: readonly SettingSpec[] = [
     help: 'candidate count K, or auto',
   },
   {
+    key: 'pipeline',
+    flag: 'pipeline',
+    kind: 'bool',
+    help: 'dssd: keep drafting while verdicts are in flight (1/0)',
+  },
+  {
     key: 'maxTokens',
     flag: 'max-tokens',
     kind: 'int',
@@ -330,6 +336,7 @@ export const PAGE_SETTING_KEYS: readonly SettingKey[] = [
   'topK',
   'topP',
   'seed',
+  'pipeline',
   'maxTokens',
 ];
 
@@ -464,9 +471,17 @@ export function settingsHelp(
     .map((k) => {
       const s = SETTING_SPEC[k];
       const arg =
-        s.kind === 'choice' ? s.choices!.join('|') : s.auto ? 'N|auto' : s.kind === 'int' ? 'N' : 'X';
+        s.kind === 'bool'
+          ? ''
+          : s.kind === 'choice'
+            ? s.choices!.join('|')
+            : s.auto
+              ? 'N|auto'
+              : s.kind === 'int'
+                ? 'N'
+                : 'X';
       const d = base[k];
-      const head = `  --${s.flag} ${arg}`;
+      const head = `  --${s.flag}${arg ? ' ' + arg : ''}`;
       return `${head.padEnd(32)} ${s.help}; ${describe(s)} (default ${d === null ? 'none' : d})`;
     })
     .join('\n');

@@ -15,7 +15,7 @@ import {
 import { ProtocolError, ProtocolErrorCode } from '../errors.js';
 import { PIPELINE, type SessionSettings, type WelcomeBody } from '../settings.js';
 import type { TransportCounters } from '../wire/transport.js';
-import type { GammaController } from './adaptive.js';
+import { choosePipeline, type GammaController } from './adaptive.js';
 import type { DeviceOptions, GenerateOptions, TokenOrigin, TurnResult, TurnStats } from './types.js';
 
 /** The session as a turn sees it. */
@@ -439,10 +439,16 @@ export class TurnRun {
     const s = this.s;
     const set = s.settings;
     const drafter = this.i.opts.drafter!;
-    const window = set.window || PIPELINE.windowBlocks * set.gamma;
+    const fixed = { block: set.gamma, window: set.window || PIPELINE.windowBlocks * set.gamma };
     const eos = s.welcome.model.eosTokenId;
     /** Blocks sent and not yet answered, oldest first; their drafts follow the committed history in order. */
-    const inflight: { round: number; drafts: number[]; Qs: Float32Array[]; draftMs: number }[] = [];
+    const inflight: {
+      round: number;
+      drafts: number[];
+      Qs: Float32Array[];
+      draftMs: number;
+      sentAt: number;
+    }[] = [];
     let unverified = 0;
     let prev: number | undefined;
     let endDrafted = false; // an EOS was drafted: nothing beyond it until the verdicts say
@@ -455,7 +461,10 @@ export class TurnRun {
       }
       const remaining = this.o.maxNewTokens - this.tokens.length;
       const room = s.maxContext - 1 - s.history.length - unverified;
-      const budget = Math.min(window - unverified, remaining - unverified, room, set.gamma);
+      // Adaptive: block size and window from the pipelined model; otherwise the settings'.
+      const ctl = this.i.gammaCtl;
+      const { block, window } = ctl ? choosePipeline(ctl, PIPELINE.windowBlocks) : fixed;
+      const budget = Math.min(window - unverified, remaining - unverified, room, block);
       let f = this.i.poll();
       if (!f && (budget <= 0 || endDrafted)) {
         if (inflight.length === 0) {
@@ -498,7 +507,7 @@ export class TurnRun {
           round,
         );
         prev = undefined;
-        inflight.push({ round, drafts, Qs, draftMs });
+        inflight.push({ round, drafts, Qs, draftMs, sentAt: this.i.now() });
         unverified += drafts.length;
         continue;
       }
@@ -555,6 +564,12 @@ export class TurnRun {
         );
       }
       this.stats.kernelMs += this.i.now() - k0;
+      this.i.gammaCtl?.observe({
+        gamma: g,
+        accepted: f.outcome === 'accepted' ? g : f.j - 1,
+        draftMs: b.draftMs,
+        waitMs: k0 - b.sentAt,
+      });
       if (!more) break;
     }
     // Drafts still in flight are wasted; the edge drops those blocks once the turn ends.

@@ -11,7 +11,7 @@ export {
   sampleFrom,
   validateSamplingParams,
 } from './sampling.js';
-export type { SamplingParams } from './sampling.js';
+export type { ProcessOptions, SamplingParams } from './sampling.js';
 export { Purpose, RoundRng, SessionRng, philox4x32, uniform, validateSeed } from './rng.js';
 export {
   acceptanceProbability,

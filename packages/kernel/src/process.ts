@@ -244,42 +244,75 @@ function expSupport(n: number): void {
   }
 }
 
-let supportCount = 0; // second result of expScaled
-
 /**
  * The untruncated hot path in one pass: S = (logits − max)/T, W = exps of the support (-1 elsewhere), each
- * approximate exp certified as in certifiedSum; returns the exact index-order sum and sets supportCount.
+ * approximate exp certified as in certifiedSum; returns the exact index-order sum.
  */
 function expScaled(logits: ArrayLike<number>, n: number, max: number, temperature: number): number {
   const w = W;
   const sc = S;
   let cum = 0;
-  let count = 0;
-  for (let i = 0; i < n; i++) {
+  let i = 0;
+  // Two tokens per iteration: their exps are independent, which the CPU overlaps; the certified additions stay
+  // in index order.
+  for (; i + 1 < n; i += 2) {
     // Dividing by 1 is exact, so skip it.
-    const s = temperature === 1 ? logits[i] - max : (logits[i] - max) / temperature;
-    sc[i] = s;
-    if (!(s > -Infinity)) {
-      w[i] = -1;
+    const s0 = temperature === 1 ? logits[i] - max : (logits[i] - max) / temperature;
+    const s1 = temperature === 1 ? logits[i + 1] - max : (logits[i + 1] - max) / temperature;
+    sc[i] = s0;
+    sc[i + 1] = s1;
+    if (!(s0 >= FAST_EXP_MIN && s1 >= FAST_EXP_MIN)) {
+      cum = expScaledOne(i, s0, cum);
+      cum = expScaledOne(i + 1, s1, cum);
       continue;
     }
-    count++;
-    if (s >= FAST_EXP_MIN) {
-      const e = fastExpNonPositive(s);
-      const d = e * E_WIDTH;
-      const a = cum + (e - d);
-      if (a === cum + (e + d)) {
-        w[i] = e;
-        cum = a;
-        continue;
-      }
+    const e0 = fastExpNonPositive(s0);
+    const e1 = fastExpNonPositive(s1);
+    const d0 = e0 * E_WIDTH;
+    const a0 = cum + (e0 - d0);
+    if (a0 === cum + (e0 + d0)) {
+      w[i] = e0;
+      cum = a0;
+    } else {
+      const ex = expExact(s0);
+      w[i] = ex;
+      cum += ex;
     }
-    const ex = expExact(s);
-    w[i] = ex;
-    cum += ex;
+    const d1 = e1 * E_WIDTH;
+    const a1 = cum + (e1 - d1);
+    if (a1 === cum + (e1 + d1)) {
+      w[i + 1] = e1;
+      cum = a1;
+    } else {
+      const ex = expExact(s1);
+      w[i + 1] = ex;
+      cum += ex;
+    }
   }
-  supportCount = count;
+  for (; i < n; i++) {
+    const s = temperature === 1 ? logits[i] - max : (logits[i] - max) / temperature;
+    sc[i] = s;
+    cum = expScaledOne(i, s, cum);
+  }
   return cum;
+}
+
+/** One token of expScaled off the fast path (masked, or below FAST_EXP_MIN): exact exp; returns the new sum. */
+function expScaledOne(i: number, s: number, cum: number): number {
+  if (!(s > -Infinity)) {
+    W[i] = -1;
+    return cum;
+  }
+  const ex = s < FAST_EXP_MIN ? expExact(s) : fastExpNonPositive(s);
+  const d = ex * E_WIDTH;
+  const a = cum + (ex - d);
+  if (s >= FAST_EXP_MIN && a === cum + (ex + d)) {
+    W[i] = ex;
+    return a;
+  }
+  const exact = s < FAST_EXP_MIN ? ex : expExact(s);
+  W[i] = exact;
+  return cum + exact;
 }
 
 /**

@@ -55,3 +55,5 @@ export {
   transferMs,
 } from './latency.js';
 export type { ComputeParams, LinkParams, Method, ModelParams, Prediction, WireParams } from './latency.js';
+export { CandidateCountChooser, candidatesBodyBytes } from './candidates.js';
+export type { CandidateChooserOptions, RejectionPlan } from './candidates.js';

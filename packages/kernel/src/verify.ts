@@ -132,10 +132,30 @@ export function totalVariation(P: ArrayLike<number>, Q: ArrayLike<number>): numb
  * correct; we fall back to P, which is the right law when the rejection came from a lossy copy of P.
  */
 export function sampleResidual(P: ArrayLike<number>, Q: ArrayLike<number>, u: number): number {
-  const w = residualWeights(P, Q);
+  checkSameLength(P, Q, 'residual P/Q');
+  assertUniform(u);
+  // Two passes instead of materialising max(0, P − Q) (a |V|-sized allocation per call); the sums and the
+  // comparisons are those sampleFrom would make on the materialised weights.
+  const n = P.length;
   let mass = 0;
-  for (let i = 0; i < w.length; i++) mass += w[i];
-  return mass > 0 ? sampleFrom(w, u) : sampleFrom(P, u);
+  for (let i = 0; i < n; i++) {
+    const d = P[i] - Q[i];
+    if (d > 0) mass += d;
+  }
+  if (!(mass > 0)) return sampleFrom(P, u);
+  if (mass === Infinity) return sampleFrom(residualWeights(P, Q), u); // throws the weights' error
+  const threshold = u * mass;
+  let cum = 0;
+  let last = -1;
+  for (let i = 0; i < n; i++) {
+    const d = P[i] - Q[i];
+    if (d > 0) {
+      cum += d;
+      if (cum > threshold) return i;
+      last = i;
+    }
+  }
+  return last;
 }
 
 /** The normalised law sampleResidual draws from (including its fall-back to P); used by exact tests. */
@@ -167,8 +187,8 @@ export interface CandidateDraws {
 }
 
 /**
- * K i.i.d. draws from P in draw order (duplicates kept), using uniforms[k] = RoundRng.candidate(j, k). Builds
- * the CDF once and binary-searches it, which gives the same index as sampleFrom for every u.
+ * K i.i.d. draws from P in draw order (duplicates kept), using uniforms[k] = RoundRng.candidate(j, k). Gives the
+ * same index as sampleFrom for every u, in O(|V| + K log K) without allocating O(|V|).
  */
 export function drawCandidates(P: ArrayLike<number>, K: number, uniforms: ArrayLike<number>): CandidateDraws {
   if (!Number.isSafeInteger(K) || K < 0) {
@@ -184,7 +204,6 @@ export function drawCandidates(P: ArrayLike<number>, K: number, uniforms: ArrayL
     );
   }
   const n = P.length;
-  const cdf = new Float64Array(n);
   let cum = 0;
   for (let i = 0; i < n; i++) {
     const w = P[i];
@@ -192,30 +211,32 @@ export function drawCandidates(P: ArrayLike<number>, K: number, uniforms: ArrayL
       throw new KernelError(KernelErrorCode.InvalidDistribution, `P[${i}] is ${String(w)}`);
     }
     cum += w;
-    cdf[i] = cum;
   }
   if (!(cum > 0)) throw new KernelError(KernelErrorCode.EmptyDistribution, 'P is all zero');
+  for (let k = 0; k < K; k++) assertUniform(uniforms[k], `candidate uniform ${k}`);
+  // One sweep over P with the draws in increasing order of u·Σ: each gets the first index whose running sum
+  // exceeds it, the same running sums (and so the same index) as sampleFrom, without a |V|-sized CDF.
+  const order = Int32Array.from({ length: K }, (_, k) => k).sort((a, b) => uniforms[a] - uniforms[b]);
   const ids = new Uint32Array(K);
   const probs = new Float32Array(K);
-  for (let k = 0; k < K; k++) {
-    const u = uniforms[k];
-    assertUniform(u, `candidate uniform ${k}`);
-    const t = u * cum;
-    let lo = 0;
-    let hi = n - 1;
-    if (cdf[hi] > t) {
-      while (lo < hi) {
-        const mid = (lo + hi) >>> 1;
-        if (cdf[mid] > t) hi = mid;
-        else lo = mid + 1;
-      }
-    } else {
-      // Unreachable (u·Σ < Σ for u < 1); mirrors sampleFrom's defensive return of the last positive token.
-      while (hi > 0 && !(P[hi] > 0)) hi--;
-      lo = hi;
+  let next = 0;
+  let run = 0;
+  let last = -1;
+  for (let i = 0; i < n && next < K; i++) {
+    const w = P[i];
+    if (!(w > 0)) continue;
+    run += w;
+    last = i;
+    while (next < K && run > uniforms[order[next]] * cum) {
+      ids[order[next]] = i;
+      probs[order[next]] = w;
+      next++;
     }
-    ids[k] = lo;
-    probs[k] = P[lo];
+  }
+  // Unreachable (u·Σ < Σ for u < 1); mirrors sampleFrom's defensive return of the last positive token.
+  for (; next < K; next++) {
+    ids[order[next]] = last;
+    probs[order[next]] = P[last];
   }
   return { ids, probs };
 }

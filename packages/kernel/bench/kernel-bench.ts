@@ -1,6 +1,7 @@
 // Kernel benchmark at |V| = 151,936: `npm run bench:kernel` (root), or `npx tsc -b packages/kernel && npm run bench
 // -w @dssd/kernel`. Options: --positions N (positions per noise scenario, default 300), --timed N (timed
-// positions per cell, default 20), --replicas N (acceptance tests per position, default 8), --seed S, --out DIR.
+// positions per cell, default 20), --replicas N (acceptance tests per position, default 8), --seed S, --out DIR,
+// --rtt-penalty-bytes B (what the K chooser charges a fall-back's extra round trip, default 125000).
 //
 // Synthetic pairs: target logits Zipf-like, −a·ln(rank), over a fresh random rank→id permutation per position;
 // draft = target + σ·N(0, 1) per token. Scenarios: σ 0.4, 0.7, 1.0 (a = 2) and a heterogeneous stream (σ
@@ -49,6 +50,8 @@ const TIMED = arg('timed', 20);
 const REPLICAS = arg('replicas', 8);
 const SEED = arg('seed', 20261129);
 const GAMMA = 4;
+// A fall-back also costs a round trip; the chooser prices it in bytes: 20 ms at 50 Mbit/s by default.
+const RTT_PENALTY = arg('rtt-penalty-bytes', 125_000);
 const DATE = '2026-11-29';
 const OUT_DIR = argStr('out', fileURLToPath(new URL('../../../../bench/results/', import.meta.url)));
 
@@ -145,6 +148,8 @@ class Cell {
   ks: number[] = [];
   oldMs: number[] = [];
   newMs: number[] = [];
+  oldCpuMs: number[] = [];
+  newCpuMs: number[] = [];
   draftDrawMs: number[] = [];
   candidatesMs: number[] = [];
   residualMs: number[] = [];
@@ -152,6 +157,10 @@ class Cell {
   readonly chooser = new CandidateCountChooser({ vocabSize: V });
 }
 
+const cpuMs = (since: NodeJS.CpuUsage): number => {
+  const d = process.cpuUsage(since);
+  return (d.user + d.system) / 1000;
+};
 const quantile = (xs: number[], q: number): number => {
   if (xs.length === 0) return NaN;
   const s = [...xs].sort((a, b) => a - b);
@@ -184,13 +193,17 @@ function runCell(
   const timed = cell.positions < TIMED;
   let P: Float32Array;
   if (timed) {
-    // Interleaved old/new on the same logits.
+    // Interleaved old/new on the same logits; wall time and this process's CPU time (the cores are shared).
+    let c0 = process.cpuUsage();
     let t0 = performance.now();
     const ref = hold(referenceProcessLogits(target, params));
     cell.oldMs.push(performance.now() - t0);
+    cell.oldCpuMs.push(cpuMs(c0));
+    c0 = process.cpuUsage();
     t0 = performance.now();
     P = hold(processLogits(target, params));
     cell.newMs.push(performance.now() - t0);
+    cell.newCpuMs.push(cpuMs(c0));
     if (!sameBits(P, ref)) cell.mismatches++;
   } else P = hold(processLogits(target, params));
   const Q = hold(processLogits(draft, params));
@@ -215,9 +228,9 @@ function runCell(
     const x = drafts[rep];
     if (rand() * Q[x] < P[x]) continue; // accepted
     cell.rejections++;
-    // A fall-back costs the response frame with P_j in its smallest exact encoding.
+    // A fall-back costs the response frame with P_j in its smallest exact encoding, and a round trip.
     const fallbackCost = HEADER_SIZE + 1 + autoBody;
-    const plan = cell.chooser.plan(fallbackCost, autoBody);
+    const plan = cell.chooser.plan(fallbackCost + RTT_PENALTY, autoBody);
     if (plan.mode === 'direct') {
       cell.direct++;
       const b = verdictFrameSize('reject', autoBody);
@@ -285,6 +298,8 @@ for (const [si, scenario] of SCENARIOS.entries()) {
       alpha: c.acceptSum / c.positions,
       processOldMs: { median: quantile(c.oldMs, 0.5), p90: quantile(c.oldMs, 0.9) },
       processNewMs: { median: quantile(c.newMs, 0.5), p90: quantile(c.newMs, 0.9) },
+      processOldCpuMs: { median: quantile(c.oldCpuMs, 0.5), p90: quantile(c.oldCpuMs, 0.9) },
+      processNewCpuMs: { median: quantile(c.newCpuMs, 0.5), p90: quantile(c.newCpuMs, 0.9) },
       speedup: quantile(c.oldMs, 0.5) / quantile(c.newMs, 0.5),
       bitIdentical: c.mismatches === 0,
       samplingMs: {
@@ -309,7 +324,8 @@ for (const [si, scenario] of SCENARIOS.entries()) {
     console.log(
       `  ${scenario.name} / ${t.name}: α ${f(row.alpha, 3)} | process old ${f(row.processOldMs.median)}/` +
         `${f(row.processOldMs.p90)} ms, new ${f(row.processNewMs.median)}/${f(row.processNewMs.p90)} ms ` +
-        `(×${f(row.speedup, 1)}${row.bitIdentical ? ', bit-identical' : ', MISMATCH'}) | K ${row.kMedian} ` +
+        `(×${f(row.speedup, 1)}${row.bitIdentical ? ', bit-identical' : ', MISMATCH'}; CPU old ` +
+        `${f(row.processOldCpuMs.median)}, new ${f(row.processNewCpuMs.median)}/${f(row.processNewCpuMs.p90)}) | K ${row.kMedian} ` +
         `direct ${f(100 * row.directShare, 0)}% | fall-back ${f(100 * row.fallbackRate)}% ` +
         `(exp ${f(100 * row.fallbackRateExpected)}%; K=32 ${f(100 * row.k32FallbackRateExpected)}%) | ` +
         `${f(row.downlinkBytesPerRejection, 0)} B/rej (exp ${f(row.downlinkBytesPerRejectionExpected, 0)}; ` +
@@ -319,7 +335,7 @@ for (const [si, scenario] of SCENARIOS.entries()) {
 }
 
 const header =
-  '| scenario | truncation | α | old ms (med / p90) | new ms (med / p90) | × | K (median) | direct | ' +
+  '| scenario | truncation | α | old ms (med / p90) | new ms (med / p90) | × | CPU ms old / new (med; new p90) | K (median) | direct | ' +
   'fall-back (realised / expected) | B per rejection (realised / expected) | K=32 + dense f32: fall-back, B/rej |';
 const lines = [
   `# Kernel benchmark, |V| = ${V} (${DATE})`,
@@ -329,19 +345,22 @@ const lines = [
     'Target logits −a·ln(rank) over a random rank→id permutation per position, draft = target + σ·N(0,1). ' +
     'α = E[1 − TV] over positions. Processing: the original implementation (test/reference-sampling.ts) and the ' +
     'current one on the same logits, interleaved, outputs compared bit for bit. K from CandidateCountChooser fed ' +
-    "the device's trial reports; a fall-back costs a response frame with P_j in its smallest exact encoding " +
-    '(codec `auto`); "direct": P_j sent exactly instead of candidates because that is cheaper. Expected columns ' +
+    "the device's trial reports, charging a fall-back its response frame (P_j in its smallest exact encoding, " +
+    `codec \`auto\`) plus ${RTT_PENALTY} B for the extra round trip; bytes reported are bytes sent. ` +
+    '"direct": P_j sent exactly instead of candidates because that is cheaper. Expected columns ' +
     'use the exact (1 − TV)^K per rejection. K=32 + dense f32: the previous fixed K and dense fall-back, expected ' +
     'over all positions weighted by their rejection probability.',
   '',
   header,
-  '|' + ' --- |'.repeat(11),
+  '|' + ' --- |'.repeat(12),
   ...results.map((r) => {
     const o = r.processOldMs as { median: number; p90: number };
     const n = r.processNewMs as { median: number; p90: number };
+    const oc = r.processOldCpuMs as { median: number; p90: number };
+    const nc = r.processNewCpuMs as { median: number; p90: number };
     return (
       `| ${r.scenario} | ${r.truncation} | ${f(r.alpha as number, 3)} | ${f(o.median)} / ${f(o.p90)} | ` +
-      `${f(n.median)} / ${f(n.p90)} | ${f(r.speedup as number, 1)} | ${r.kMedian} | ` +
+      `${f(n.median)} / ${f(n.p90)} | ${f(r.speedup as number, 1)} | ${f(oc.median)} / ${f(nc.median)}; ${f(nc.p90)} | ${r.kMedian} | ` +
       `${f(100 * (r.directShare as number), 0)}% | ${f(100 * (r.fallbackRate as number))}% / ` +
       `${f(100 * (r.fallbackRateExpected as number))}% | ${f(r.downlinkBytesPerRejection as number, 0)} / ` +
       `${f(r.downlinkBytesPerRejectionExpected as number, 0)} | ` +

@@ -32,6 +32,11 @@ export interface SamplingParams {
   topP: number;
 }
 
+/** Whether processLogits may take the one-pass small top-k path (temperature > 0, 0 < k <= FAST_TOP_K_MAX < n). */
+function topKFast(params: SamplingParams, n: number): boolean {
+  return params.temperature > 0 && params.topK > 0 && params.topK <= FAST_TOP_K_MAX && params.topK < n;
+}
+
 /** Options of processLogits. */
 export interface ProcessOptions {
   /**
@@ -610,6 +615,89 @@ function scaleScores(logits: ArrayLike<number>, n: number, max: number, temperat
   return count;
 }
 
+// ---------------------------------------------------------------------------------------------------------------
+// Small top-k in one pass over typed-array logits (the common case: k ≤ 50 or so).
+// ---------------------------------------------------------------------------------------------------------------
+const FAST_TOP_K_MAX = 1024;
+let candidateIds = new Int32Array(0);
+let candidateVals = new Float64Array(0);
+
+/**
+ * One pass over the logits computing what checkedMax does (max, finiteCount, finiteMin) and collecting every
+ * token whose logit is >= a rising threshold, kept at the k-th largest logit seen so far (ties included). So the
+ * collected tokens (ascending ids, count returned) hold the k largest logits and everything tied with them, and
+ * `lastThreshold` is a logit every uncollected token is below. Returns -1 if the logits need the checked path.
+ */
+let lastThreshold = -Infinity;
+function collectTopLogits(logits: Float32Array | Float64Array, n: number, k: number): number {
+  const cap = Math.max(4 * k, 512);
+  if (candidateIds.length < 2 * cap) {
+    candidateIds = new Int32Array(2 * cap);
+    candidateVals = new Float64Array(2 * cap);
+  }
+  const ids = candidateIds;
+  let thr = -Infinity;
+  let m = 0;
+  let max = -Infinity;
+  let min = Infinity;
+  let count = 0;
+  for (let i = 0; i < n; i++) {
+    const v = logits[i];
+    max = Math.max(max, v);
+    const finite = v > -Infinity;
+    count += finite ? 1 : 0;
+    min = finite && v < min ? v : min;
+    if (v >= thr && finite) {
+      ids[m++] = i;
+      if (m === ids.length) {
+        thr = kthLargest(logits, m, k);
+        let p = 0;
+        for (let q = 0; q < m; q++) if (logits[ids[q]] >= thr) ids[p++] = ids[q];
+        m = p;
+      }
+    }
+  }
+  if (max !== max || max === Infinity) return -1;
+  finiteCount = count;
+  finiteMin = min;
+  lastMax = max;
+  lastThreshold = thr;
+  return m;
+}
+let lastMax = 0;
+
+/** The k-th largest of the logits of candidateIds[0..m). */
+function kthLargest(logits: ArrayLike<number>, m: number, k: number): number {
+  const vals = candidateVals.subarray(0, m);
+  for (let q = 0; q < m; q++) vals[q] = logits[candidateIds[q]];
+  vals.sort();
+  return vals[m - k];
+}
+
+/**
+ * Top-k for a small k from the collected tokens: scores, order (score desc, id asc), the first k ascending; or
+ * null when a token left out could tie the k-th score (scores can tie where logits differ, after rounding).
+ */
+function fastTopK(
+  logits: Float32Array | Float64Array,
+  m: number,
+  max: number,
+  temperature: number,
+  k: number,
+): Int32Array | null {
+  const ids = candidateIds.slice(0, m);
+  for (let q = 0; q < m; q++) {
+    const l = logits[ids[q]];
+    S[ids[q]] = temperature === 1 ? l - max : (l - max) / temperature;
+  }
+  sortByScore(ids, S);
+  if (m < k) return null;
+  const sk = S[ids[k - 1]];
+  const left = temperature === 1 ? lastThreshold - max : (lastThreshold - max) / temperature;
+  if (lastThreshold > -Infinity && !(left < sk)) return null;
+  return ids.slice(0, k).sort();
+}
+
 let finiteCount = 0; // second and third results of checkedMax
 let finiteMin = 0;
 
@@ -689,6 +777,28 @@ export function processLogits(
     }
   } else out = new Float32Array(n);
 
+  // Small top-k on typed arrays: one pass for validation, maximum and the candidates.
+  let fastCandidates = -1;
+  if (
+    topKFast(params, n) &&
+    (logits instanceof Float32Array || logits instanceof Float64Array) &&
+    (fastCandidates = collectTopLogits(logits, n, params.topK)) >= 0
+  ) {
+    const max = lastMax;
+    if (max === -Infinity) {
+      throw new KernelError(KernelErrorCode.InvalidLogits, 'every token is masked (-Infinity)');
+    }
+    const smin = params.temperature === 1 ? finiteMin - max : (finiteMin - max) / params.temperature;
+    if (params.topK < finiteCount && smin > -Infinity) {
+      ensureScratch(n);
+      const ids = fastTopK(logits, fastCandidates, max, params.temperature, params.topK);
+      if (ids !== null) {
+        if (options?.out !== undefined) out.fill(0);
+        finishExact(out, ids, S, params.topP);
+        return out;
+      }
+    }
+  }
   const max = checkedMax(logits, n);
   if (max === -Infinity)
     throw new KernelError(KernelErrorCode.InvalidLogits, 'every token is masked (-Infinity)');

@@ -276,6 +276,17 @@ console.log(
   `kernel bench |V| = ${V}, ${POSITIONS} positions × ${REPLICAS} acceptance tests per scenario, ` +
     `${TIMED} timed positions per cell, seed ${SEED}`,
 );
+// Warm-up: let the JIT optimise both implementations before anything is timed.
+{
+  const rand = xoshiro128(SEED - 1);
+  for (let k = 0; k < 8; k++) {
+    const { target } = makePosition(rand, 0.5, 1 + (k % 3));
+    for (const t of TRUNCATIONS) {
+      hold(processLogits(target, t.params));
+      hold(referenceProcessLogits(target, t.params));
+    }
+  }
+}
 for (const [si, scenario] of SCENARIOS.entries()) {
   const rand = xoshiro128(SEED + 1000 * si);
   const cells = TRUNCATIONS.map(() => new Cell());

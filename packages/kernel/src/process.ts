@@ -83,7 +83,7 @@ export function validateSamplingParams(params: SamplingParams): void {
 // ---------------------------------------------------------------------------------------------------------------
 /** Relative half-width of the interval that surely holds expNonPositive(s) around fastExpNonPositive(s). */
 const E_WIDTH = 2 * FAST_EXP_REL_ERR;
-/** Same for x = e/z·2^24: the exp error plus the division's rounding, with margin. */
+/** Same for x = e/z·2^24: the exp error plus the roundings of e·(2^24/z) against (e/z)·2^24, with margin. */
 const X_WIDTH = 4 * FAST_EXP_REL_ERR;
 /**
  * Margin around topP: the reference's running sum of k ≤ 2^18 rounded terms is within (k+1)·2^-53 ≈ 3e-11 of the
@@ -369,13 +369,15 @@ function floorPass(n: number, z: number): number {
   const s = S;
   const hist = HIST;
   hist.fill(0);
+  // x ≈ e·(2^24/z): a multiplication instead of a division; its few ulps are inside the certificate's width.
+  const scale = PROB_UNITS / z;
   let total = 0;
   let support = 0;
   for (let i = 0; i < n; i++) {
     const e = w[i];
     if (e < 0) continue;
     support++;
-    let x = (e / z) * PROB_UNITS;
+    let x = e * scale;
     let f = Math.floor(x);
     let r = x - f;
     const d = x * X_WIDTH;
@@ -698,6 +700,14 @@ function fastTopK(
   return ids.slice(0, k).sort();
 }
 
+/** The largest logit, for the untruncated path (no counts needed); validates like checkedMax. */
+function plainMax(logits: ArrayLike<number>, n: number): number {
+  if (!(logits instanceof Float32Array || logits instanceof Float64Array)) return checkedMax(logits, n);
+  let max = -Infinity;
+  for (let i = 0; i < n; i++) max = Math.max(max, logits[i]);
+  return max !== max || max === Infinity ? checkedMax(logits, n) : max;
+}
+
 let finiteCount = 0; // second and third results of checkedMax
 let finiteMin = 0;
 
@@ -799,7 +809,10 @@ export function processLogits(
       }
     }
   }
-  const max = checkedMax(logits, n);
+  const max =
+    params.topK === 0 && params.topP === 1 && params.temperature > 0
+      ? plainMax(logits, n)
+      : checkedMax(logits, n);
   if (max === -Infinity)
     throw new KernelError(KernelErrorCode.InvalidLogits, 'every token is masked (-Infinity)');
   const { temperature, topK, topP } = params;

@@ -477,10 +477,7 @@ function quantizeDense(out: Float32Array, n: number, z: number): void {
 
 /** Exact quantisation of the support marked in W (any entry >= 0), for the rare cases the fast path declines. */
 function quantizeDenseFallback(out: Float32Array, n: number): void {
-  let count = 0;
-  for (let i = 0; i < n; i++) if (W[i] >= 0) count++;
-  const ids = new Int32Array(count);
-  for (let i = 0, p = 0; i < n; i++) if (W[i] >= 0) ids[p++] = i;
+  const ids = supportIds(n, true);
   out.fill(0);
   quantizeSupport(out, ids, exactWeights(ids, S));
 }
@@ -628,7 +625,7 @@ let candidateVals = new Float64Array(0);
  * One pass over the logits computing what checkedMax does (max, finiteCount, finiteMin) and collecting every
  * token whose logit is >= a rising threshold, kept at the k-th largest logit seen so far (ties included). So the
  * collected tokens (ascending ids, count returned) hold the k largest logits and everything tied with them, and
- * `lastThreshold` is a logit every uncollected token is below. Returns -1 if the logits need the checked path.
+ * `lastThreshold` is a logit every uncollected token is below. The caller checks lastMax for NaN/+Infinity.
  */
 let lastThreshold = -Infinity;
 function collectTopLogits(logits: Float32Array | Float64Array, n: number, k: number): number {
@@ -652,19 +649,26 @@ function collectTopLogits(logits: Float32Array | Float64Array, n: number, k: num
     if (v >= thr && finite) {
       ids[m++] = i;
       if (m === ids.length) {
-        thr = kthLargest(logits, m, k);
-        let p = 0;
-        for (let q = 0; q < m; q++) if (logits[ids[q]] >= thr) ids[p++] = ids[q];
-        m = p;
+        m = compactCandidates(logits, m, k);
+        thr = lastThreshold;
       }
     }
   }
-  if (max !== max || max === Infinity) return -1;
   finiteCount = count;
   finiteMin = min;
-  lastMax = max;
+  lastMax = max; // NaN or +Infinity here sends the caller to the checked path
   lastThreshold = thr;
   return m;
+}
+
+/** Keeps the candidates whose logit is >= the k-th largest among them (sets lastThreshold); returns the count. */
+function compactCandidates(logits: ArrayLike<number>, m: number, k: number): number {
+  const ids = candidateIds;
+  const thr = kthLargest(logits, m, k);
+  let p = 0;
+  for (let q = 0; q < m; q++) if (logits[ids[q]] >= thr) ids[p++] = ids[q];
+  lastThreshold = thr;
+  return p;
 }
 let lastMax = 0;
 
@@ -703,9 +707,14 @@ function fastTopK(
 /** The largest logit, for the untruncated path (no counts needed); validates like checkedMax. */
 function plainMax(logits: ArrayLike<number>, n: number): number {
   if (!(logits instanceof Float32Array || logits instanceof Float64Array)) return checkedMax(logits, n);
+  const max = typedMax(logits, n);
+  return max !== max || max === Infinity ? checkedMax(logits, n) : max;
+}
+
+function typedMax(logits: Float32Array | Float64Array, n: number): number {
   let max = -Infinity;
   for (let i = 0; i < n; i++) max = Math.max(max, logits[i]);
-  return max !== max || max === Infinity ? checkedMax(logits, n) : max;
+  return max;
 }
 
 let finiteCount = 0; // second and third results of checkedMax
@@ -717,39 +726,65 @@ let finiteMin = 0;
  * end (Math.max propagates NaN) and has no unpredictable branch.
  */
 function checkedMax(logits: ArrayLike<number>, n: number): number {
+  const max = maxCountMin(logits, n);
+  if (badInput || max !== max || max === Infinity) throwBadLogit(logits, n);
+  return max;
+}
+
+let badInput = false; // fourth result of maxCountMin
+
+/** The loop of checkedMax (a function of its own so that the code after it cannot deoptimise it). */
+function maxCountMin(logits: ArrayLike<number>, n: number): number {
   let max = -Infinity;
   let min = Infinity;
   let count = 0;
   let bad = false;
-  if (logits instanceof Float32Array || logits instanceof Float64Array) {
-    for (let i = 0; i < n; i++) {
-      const v = logits[i];
-      max = Math.max(max, v);
-      const finite = v > -Infinity;
-      count += finite ? 1 : 0;
-      min = finite && v < min ? v : min;
-    }
-  } else {
-    for (let i = 0; i < n && !bad; i++) {
-      const v = logits[i];
-      bad = typeof v !== 'number';
-      max = Math.max(max, v);
-      const finite = v > -Infinity;
-      count += finite ? 1 : 0;
-      min = finite && v < min ? v : min;
-    }
-  }
-  if (bad || max !== max || max === Infinity) {
-    for (let i = 0; i < n; i++) {
-      const v = logits[i];
-      if (typeof v !== 'number' || v !== v || v === Infinity) {
-        throw new KernelError(KernelErrorCode.InvalidLogits, `logit ${i} is ${String(v)}`);
-      }
-    }
+  for (let i = 0; i < n; i++) {
+    const v = logits[i];
+    bad = bad || typeof v !== 'number'; // folded away for typed arrays
+    max = Math.max(max, v);
+    const finite = v > -Infinity;
+    count += finite ? 1 : 0;
+    min = finite && v < min ? v : min;
   }
   finiteCount = count;
   finiteMin = min;
+  badInput = bad;
   return max;
+}
+
+/** Throws InvalidLogits naming the first NaN, +Infinity or non-number. */
+function throwBadLogit(logits: ArrayLike<number>, n: number): never {
+  for (let i = 0; i < n; i++) {
+    const v = logits[i];
+    if (typeof v !== 'number' || v !== v || v === Infinity) {
+      throw new KernelError(KernelErrorCode.InvalidLogits, `logit ${i} is ${String(v)}`);
+    }
+  }
+  throw new KernelError(KernelErrorCode.InvalidLogits, 'logits are not numbers');
+}
+
+/** Ids (ascending) of the tokens with W[i] >= 0 (fromW) or S[i] > -Infinity. */
+function supportIds(n: number, fromW: boolean): Int32Array {
+  let count = 0;
+  for (let i = 0; i < n; i++) if (fromW ? W[i] >= 0 : S[i] > -Infinity) count++;
+  const ids = new Int32Array(count);
+  for (let i = 0, p = 0; i < n; i++) if (fromW ? W[i] >= 0 : S[i] > -Infinity) ids[p++] = i;
+  return ids;
+}
+
+/** Marks every token outside `ids` as masked in S. */
+function restrictScores(n: number, ids: Int32Array): void {
+  const keep = new Uint8Array(n);
+  for (let k = 0; k < ids.length; k++) keep[ids[k]] = 1;
+  for (let i = 0; i < n; i++) if (!keep[i]) S[i] = -Infinity;
+}
+
+/** The lowest index holding `max`. */
+function indexOfMax(logits: ArrayLike<number>, max: number): number {
+  let arg = 0;
+  while (!(logits[arg] === max)) arg++;
+  return arg;
 }
 
 /**
@@ -792,7 +827,9 @@ export function processLogits(
   if (
     topKFast(params, n) &&
     (logits instanceof Float32Array || logits instanceof Float64Array) &&
-    (fastCandidates = collectTopLogits(logits, n, params.topK)) >= 0
+    (fastCandidates = collectTopLogits(logits, n, params.topK)) >= 0 &&
+    lastMax === lastMax &&
+    lastMax !== Infinity
   ) {
     const max = lastMax;
     if (max === -Infinity) {
@@ -818,9 +855,7 @@ export function processLogits(
   const { temperature, topK, topP } = params;
   if (temperature === 0) {
     if (options?.out !== undefined) out.fill(0);
-    let arg = 0;
-    while (!(logits[arg] === max)) arg++;
-    out[arg] = 1;
+    out[indexOfMax(logits, max)] = 1;
     return out;
   }
 
@@ -843,9 +878,7 @@ export function processLogits(
       return out;
     }
     // A large top-k alone: quantise densely on its support.
-    const keep = new Uint8Array(n);
-    for (let k = 0; k < ids.length; k++) keep[ids[k]] = 1;
-    for (let i = 0; i < n; i++) if (!keep[i]) S[i] = -Infinity;
+    restrictScores(n, ids);
     expSupport(n);
     quantizeDense(out, n, certifiedSum(n));
     return out;
@@ -859,19 +892,14 @@ export function processLogits(
   const zt = expBucketsScaled(logits, n, max, temperature, scale);
   if (!topPDense(n, zt, topP)) {
     // Uncertified crossing: the exact computation on the whole support.
-    const ids = new Int32Array(count);
-    for (let i = 0, p = 0; i < n; i++) if (S[i] > -Infinity) ids[p++] = i;
     out.fill(0);
-    finishExact(out, ids, S, topP);
+    finishExact(out, supportIds(n, false), S, topP);
     return out;
   }
-  let kept = 0;
-  for (let i = 0; i < n; i++) if (W[i] >= 0) kept++;
-  if (kept <= SPARSE_MAX) {
-    const ids = new Int32Array(kept);
-    for (let i = 0, p = 0; i < n; i++) if (W[i] >= 0) ids[p++] = i;
+  const kept = supportIds(n, true);
+  if (kept.length <= SPARSE_MAX) {
     out.fill(0);
-    quantizeSupport(out, ids, exactWeights(ids, S));
+    quantizeSupport(out, kept, exactWeights(kept, S));
     return out;
   }
   quantizeDense(out, n, certifiedSum(n));

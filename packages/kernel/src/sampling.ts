@@ -84,17 +84,30 @@ export function argmax(values: ArrayLike<number>): number {
  */
 export function sampleFrom(weights: ArrayLike<number>, u: number): number {
   assertUniform(u);
+  const total = checkedTotal(weights, 'weight');
+  if (!(total > 0)) throw new KernelError(KernelErrorCode.EmptyDistribution, 'all weights are zero');
+  if (total === Infinity) throw new KernelError(KernelErrorCode.InvalidDistribution, 'weights overflow');
+  return firstAbove(weights, u * total);
+}
+
+// The two loops of sampleFrom are functions of their own: V8 optimises a long loop on-stack, and code after it
+// that has not run yet would deoptimise the whole function on every call.
+
+/** Σ weights in index order; throws InvalidDistribution on a negative, NaN or infinite entry. */
+export function checkedTotal(weights: ArrayLike<number>, what: string): number {
   let total = 0;
   for (let i = 0; i < weights.length; i++) {
     const w = weights[i];
     if (!(w >= 0) || w === Infinity) {
-      throw new KernelError(KernelErrorCode.InvalidDistribution, `weight ${i} is ${String(w)}`);
+      throw new KernelError(KernelErrorCode.InvalidDistribution, `${what} ${i} is ${String(w)}`);
     }
     total += w;
   }
-  if (!(total > 0)) throw new KernelError(KernelErrorCode.EmptyDistribution, 'all weights are zero');
-  if (total === Infinity) throw new KernelError(KernelErrorCode.InvalidDistribution, 'weights overflow');
-  const threshold = u * total;
+  return total;
+}
+
+/** The first index whose running sum of the positive weights exceeds `threshold` (else the last positive one). */
+function firstAbove(weights: ArrayLike<number>, threshold: number): number {
   let cum = 0;
   let last = -1;
   for (let i = 0; i < weights.length; i++) {

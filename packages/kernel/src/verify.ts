@@ -9,7 +9,7 @@
  * Positions are 1-based, as in the paper and the RNG key schedule: `rejectedAt` is j, and `accepted` = j − 1.
  */
 import { KernelError, KernelErrorCode } from './errors.js';
-import { assertUniform, sampleFrom } from './sampling.js';
+import { assertUniform, checkedTotal, sampleFrom } from './sampling.js';
 import type { RoundRng } from './rng.js';
 
 function checkQ(q: number, position: number): void {
@@ -136,18 +136,27 @@ export function sampleResidual(P: ArrayLike<number>, Q: ArrayLike<number>, u: nu
   assertUniform(u);
   // Two passes instead of materialising max(0, P − Q) (a |V|-sized allocation per call); the sums and the
   // comparisons are those sampleFrom would make on the materialised weights.
-  const n = P.length;
+  const mass = residualMass(P, Q);
+  if (!(mass > 0)) return sampleFrom(P, u);
+  if (mass === Infinity) return sampleFrom(residualWeights(P, Q), u); // throws the weights' error
+  return firstResidualAbove(P, Q, u * mass);
+}
+
+/** Σ max(0, P − Q) in index order. */
+function residualMass(P: ArrayLike<number>, Q: ArrayLike<number>): number {
   let mass = 0;
-  for (let i = 0; i < n; i++) {
+  for (let i = 0; i < P.length; i++) {
     const d = P[i] - Q[i];
     if (d > 0) mass += d;
   }
-  if (!(mass > 0)) return sampleFrom(P, u);
-  if (mass === Infinity) return sampleFrom(residualWeights(P, Q), u); // throws the weights' error
-  const threshold = u * mass;
+  return mass;
+}
+
+/** The first index whose running sum of max(0, P − Q) exceeds `threshold` (else the last positive one). */
+function firstResidualAbove(P: ArrayLike<number>, Q: ArrayLike<number>, threshold: number): number {
   let cum = 0;
   let last = -1;
-  for (let i = 0; i < n; i++) {
+  for (let i = 0; i < P.length; i++) {
     const d = P[i] - Q[i];
     if (d > 0) {
       cum += d;
@@ -203,42 +212,48 @@ export function drawCandidates(P: ArrayLike<number>, K: number, uniforms: ArrayL
       `drawCandidates needs ${K} uniforms, got ${uniforms.length}`,
     );
   }
-  const n = P.length;
-  let cum = 0;
-  for (let i = 0; i < n; i++) {
-    const w = P[i];
-    if (!(w >= 0) || w === Infinity) {
-      throw new KernelError(KernelErrorCode.InvalidDistribution, `P[${i}] is ${String(w)}`);
-    }
-    cum += w;
-  }
+  const cum = checkedTotal(P, 'P entry');
   if (!(cum > 0)) throw new KernelError(KernelErrorCode.EmptyDistribution, 'P is all zero');
   for (let k = 0; k < K; k++) assertUniform(uniforms[k], `candidate uniform ${k}`);
   // One sweep over P with the draws in increasing order of u·Σ: each gets the first index whose running sum
   // exceeds it, the same running sums (and so the same index) as sampleFrom, without a |V|-sized CDF.
   const order = Int32Array.from({ length: K }, (_, k) => k).sort((a, b) => uniforms[a] - uniforms[b]);
+  const thresholds = Float64Array.from(order, (k) => uniforms[k] * cum);
+  const hits = sweepCdf(P, thresholds);
   const ids = new Uint32Array(K);
   const probs = new Float32Array(K);
+  for (let q = 0; q < K; q++) {
+    ids[order[q]] = hits[q];
+    probs[order[q]] = P[hits[q]];
+  }
+  return { ids, probs };
+}
+
+/**
+ * For ascending thresholds t_q: the first index whose running sum of P exceeds t_q (the last positive index if
+ * none does, which IEEE arithmetic rules out for t = u·Σ, u < 1). A loop of its own so the JIT keeps it tight.
+ */
+function sweepCdf(P: ArrayLike<number>, thresholds: Float64Array): Int32Array {
+  const K = thresholds.length;
+  const hits = new Int32Array(K);
+  const n = P.length;
   let next = 0;
   let run = 0;
   let last = -1;
-  for (let i = 0; i < n && next < K; i++) {
+  let t = K > 0 ? thresholds[0] : Infinity;
+  for (let i = 0; i < n; i++) {
     const w = P[i];
     if (!(w > 0)) continue;
     run += w;
     last = i;
-    while (next < K && run > uniforms[order[next]] * cum) {
-      ids[order[next]] = i;
-      probs[order[next]] = w;
-      next++;
+    while (run > t) {
+      hits[next++] = i;
+      t = next < K ? thresholds[next] : Infinity;
     }
+    if (next === K) return hits;
   }
-  // Unreachable (u·Σ < Σ for u < 1); mirrors sampleFrom's defensive return of the last positive token.
-  for (; next < K; next++) {
-    ids[order[next]] = last;
-    probs[order[next]] = P[last];
-  }
-  return { ids, probs };
+  for (; next < K; next++) hits[next] = last;
+  return hits;
 }
 
 /** (P(y) − Q(y))⁺/P(y): the device-side acceptance probability of one candidate. */

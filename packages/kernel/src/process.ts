@@ -421,7 +421,7 @@ function writePass(out: Float32Array, n: number, lo: number, hi: number): number
     const f = Math.floor(x);
     const r = x - f;
     const d = x * X_WIDTH;
-    const up = r - d >= hi ? 1 : 0;
+    const up = +(r - d >= hi);
     out[i] = (f + up) * PROB_UNIT;
     sure += up;
     if (Math.abs(r - mid) <= half + d && up === 0) idx[near++] = i;

@@ -336,7 +336,7 @@ for (const [si, scenario] of SCENARIOS.entries()) {
       `  ${scenario.name} / ${t.name}: α ${f(row.alpha, 3)} | process old ${f(row.processOldMs.median)}/` +
         `${f(row.processOldMs.p90)} ms, new ${f(row.processNewMs.median)}/${f(row.processNewMs.p90)} ms ` +
         `(×${f(row.speedup, 1)}${row.bitIdentical ? ', bit-identical' : ', MISMATCH'}; CPU old ` +
-        `${f(row.processOldCpuMs.median)}, new ${f(row.processNewCpuMs.median)}/${f(row.processNewCpuMs.p90)}) | K ${row.kMedian} ` +
+        `${f(row.processOldCpuMs.median)}, new ${f(row.processNewCpuMs.median)}/${f(row.processNewCpuMs.p90)}) | K ${f(row.kMedian, 0)} ` +
         `direct ${f(100 * row.directShare, 0)}% | fall-back ${f(100 * row.fallbackRate)}% ` +
         `(exp ${f(100 * row.fallbackRateExpected)}%; K=32 ${f(100 * row.k32FallbackRateExpected)}%) | ` +
         `${f(row.downlinkBytesPerRejection, 0)} B/rej (exp ${f(row.downlinkBytesPerRejectionExpected, 0)}; ` +
@@ -371,7 +371,7 @@ const lines = [
     const nc = r.processNewCpuMs as { median: number; p90: number };
     return (
       `| ${r.scenario} | ${r.truncation} | ${f(r.alpha as number, 3)} | ${f(o.median)} / ${f(o.p90)} | ` +
-      `${f(n.median)} / ${f(n.p90)} | ${f(r.speedup as number, 1)} | ${f(oc.median)} / ${f(nc.median)}; ${f(nc.p90)} | ${r.kMedian} | ` +
+      `${f(n.median)} / ${f(n.p90)} | ${f(r.speedup as number, 1)} | ${f(oc.median)} / ${f(nc.median)}; ${f(nc.p90)} | ${f(r.kMedian as number, 0)} | ` +
       `${f(100 * (r.directShare as number), 0)}% | ${f(100 * (r.fallbackRate as number))}% / ` +
       `${f(100 * (r.fallbackRateExpected as number))}% | ${f(r.downlinkBytesPerRejection as number, 0)} / ` +
       `${f(r.downlinkBytesPerRejectionExpected as number, 0)} | ` +

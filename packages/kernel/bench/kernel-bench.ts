@@ -20,7 +20,6 @@ import {
   draftFrameSize,
   encodeCandidates,
   encodedSize,
-  fullResponseFrameSize,
   verdictFrameSize,
 } from '@dssd/codec';
 import {
@@ -213,7 +212,8 @@ function runCell(
   const autoBody = encodedSize(P, 'auto');
   cell.rejWeight += tv;
   cell.fb32Weighted += tv * (1 - tv) ** 32;
-  cell.bytes32Weighted += tv * (candidateFrame(32) + (1 - tv) ** 32 * fullResponseFrameSize(V));
+  // The old scheme: K = 32 and a dense float32 fall-back (frame header, j, f32 tag, 4 bytes per entry).
+  cell.bytes32Weighted += tv * (candidateFrame(32) + (1 - tv) ** 32 * (HEADER_SIZE + 2 + 4 * V));
 
   let t0 = performance.now();
   sampleFrom(Q, rand());

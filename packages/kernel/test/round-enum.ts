@@ -333,7 +333,7 @@ function deviceStage(mode: ProductionMode, Pj: ArrayLike<number>, Qj: Dist, j: n
       const c = drawRejectionCandidates(Pj, mode.K ?? 1, j, rng);
       note(`${label(c.ids)}:${label(c.probs)}`);
       const y = resolveRejectionCandidates(c, Qj, j, rng);
-      if (y !== null) return String(y);
+      if (y !== null) return String(y.token);
     }
     return String(resampleRejected(Pj, Qj, j, rng, rules));
   };

@@ -51,8 +51,11 @@ export const GAMMA = { default: 4, min: 1, max: 16, ceiling: 32, auto: 8 } as co
  */
 export const PIPELINE = { windowBlocks: 2, maxWindow: 256 } as const;
 
-/** Candidate count bounds for the candidates codec. */
-export const CANDIDATES = { min: 1, max: 1024 } as const;
+/**
+ * The candidates codec: bounds of K; K while too few trial reports have arrived (or when the device sets none);
+ * and the price, in bytes, of a fall-back's extra round trip when choosing K (20 ms at 50 Mbit/s).
+ */
+export const CANDIDATES = { min: 1, max: 1024, initialK: 32, fallbackRoundTripBytes: 125_000 } as const;
 /** K of the lossy topk codec. */
 export const TOPK_CODEC = { default: 20, max: 1 << 20 } as const;
 

@@ -268,8 +268,14 @@ test('PipelineVerifier: reset ends the wait for a carrier but keeps old numbers 
   const h = harness();
   h.verify(h.block(4, [1]));
   assert.ok(h.v.isStale({ index: 5, carriesResample: false }));
-  h.v.reset();
+  h.v.reset(4);
   assert.ok(!h.v.isStale({ index: 5, carriesResample: false }));
+  // A turn frame numbered 7 makes every block numbered up to it stale (it belongs to an earlier turn).
+  const later = harness();
+  later.verify(later.block(4, [1]));
+  later.v.reset(7);
+  assert.ok(later.v.isStale({ index: 6, carriesResample: false }));
+  assert.ok(!later.v.isStale({ index: 8, carriesResample: false }));
   assert.ok(h.v.isStale({ index: 4, carriesResample: false }), 'block numbers are session-wide');
   assert.throws(() => h.verify(h.block(5, [0], true)), KernelError);
   assert.equal(h.verify(h.block(5, [0])).stale, false);

@@ -65,6 +65,7 @@ export function fieldControl(
   spec: SettingSpec,
 ): { options: string[] } | { min?: string; max?: string; step: string } {
   if (spec.kind === 'choice') return { options: [...spec.choices!] };
+  if (spec.kind === 'bool') return { options: ['false', 'true'] };
   if (spec.auto && spec.max! - spec.min! <= 64) {
     return {
       options: [

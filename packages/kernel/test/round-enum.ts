@@ -144,13 +144,15 @@ interface Piece {
 export const enumStats = { runs: 0, bisections: 0, hintHits: 0 };
 
 /**
- * Pieces [lo, hi) of the grid index on which obs is constant, assuming each value of obs occupies one interval.
- * Tries breakpoint lists seen before for the same key first: under that assumption a list is right iff obs is
- * equal at both ends of every piece and differs between pieces (2 runs per piece instead of 53 per breakpoint).
+ * Pieces [lo, hi) of the grid index within `range` on which obs is constant, assuming each value of obs occupies
+ * one interval. Tries breakpoint lists seen before for the same key first: under that assumption a list is right
+ * iff obs is equal at both ends of every piece and differs between pieces (2 runs per piece instead of 53 per
+ * breakpoint).
  */
-function split(obs: (k: number) => string, hints: number[][]): Piece[] {
+function split(obs: (k: number) => string, hints: number[][], range: Interval = [0, ONE]): Piece[] {
+  const [start, end] = range;
   for (const h of hints) {
-    const bounds = [0, ...h, ONE];
+    const bounds = [start, ...h.filter((b) => b > start && b < end), end];
     const pieces: Piece[] = [];
     const seen = new Set<string>();
     for (let p = 0; p + 1 < bounds.length; p++) {
@@ -165,16 +167,16 @@ function split(obs: (k: number) => string, hints: number[][]): Piece[] {
     }
   }
   enumStats.bisections++;
-  const top = ONE - 1;
+  const top = end - 1;
   const sigTop = obs(top);
   const pieces: Piece[] = [];
   const seen = new Set<string>();
-  for (let lo = 0; ;) {
+  for (let lo = start; ;) {
     const sig = obs(lo);
     if (seen.has(sig)) throw new Error(`outcome ${sig} on two intervals`);
     seen.add(sig);
     if (sig === sigTop) {
-      pieces.push({ lo, hi: ONE, sig });
+      pieces.push({ lo, hi: end, sig });
       break;
     }
     // Invariant: obs(a) === sig, obs(b) !== sig; ends at the first index b of the next piece.
@@ -200,7 +202,7 @@ function split(obs: (k: number) => string, hints: number[][]): Piece[] {
  * Breakpoint lists found before, per purpose (the key without its indices), most recent first: sibling drafts
  * share P_j and Q_j, and the K candidates of one rejection share P_j's CDF. A wrong hint costs a run or two.
  */
-type Hints = Map<string, number[][]>;
+export type Hints = Map<string, number[][]>;
 
 const purpose = (key: Key) => key.slice(0, key.indexOf(':'));
 
@@ -211,23 +213,42 @@ function remember(hints: Hints, key: Key, pieces: Piece[]): void {
   hints.set(purpose(key), [list, ...known.filter((h) => !same(h))].slice(0, 6));
 }
 
+/** Grid indices [lo, hi) a uniform is known to lie in: its value is k/2^53 for an integer k in the range. */
+export type Interval = readonly [number, number];
+
+/** One path of the enumeration: its outcome, mass, and the piece each uniform it split fell in. */
+export interface Leaf {
+  outcome: string;
+  mass: number;
+  fixed: ReadonlyMap<Key, Interval>;
+}
+
 export interface RoundLaw {
   /** Outcome label → probability. */
   law: Map<string, number>;
   /** Every key any run requested (a later stage may not reuse them). */
   keys: Set<Key>;
+  /** Every path, for stages composed with what an earlier stage learned about a uniform (see `given`). */
+  leaves: Leaf[];
 }
 
-/** Exact law of a run's outcome, from its behaviour alone. */
+/**
+ * Exact law of a run's outcome, from its behaviour alone. `given`: uniforms an earlier stage already split, each
+ * known to lie in its interval and otherwise uniform there (the law conditioned on the earlier stage's path), so
+ * a stage that reuses an earlier uniform is enumerated as the code would really behave.
+ */
 export function roundLaw(
   run: RoundRun,
   policy: SplitPolicy = {},
   hints: Hints = new Map(),
   forbidden: ReadonlySet<Key> = new Set(),
+  given: ReadonlyMap<Key, Interval> = new Map(),
 ): RoundLaw {
   const deferred = policy.deferred ?? (() => false);
   const law = new Map<string, number>();
   const keys = new Set<Key>();
+  const leaves: Leaf[] = [];
+  const path = new Map<Key, Interval>();
   const look = (fixed: ReadonlyMap<Key, number>) => {
     const o = observe(run, fixed, deferred, forbidden);
     for (const k of o.requested) keys.add(k);
@@ -241,6 +262,7 @@ export function roundLaw(
     const visit = (first: Observation, mass: number) => {
       if (first.outcome !== null) {
         law.set(first.outcome, (law.get(first.outcome) ?? 0) + mass);
+        leaves.push({ outcome: first.outcome, mass, fixed: new Map(path) });
         return;
       }
       let key = first.need as Key;
@@ -257,19 +279,22 @@ export function roundLaw(
         }
         return o;
       };
-      const pieces = split((k) => at(k).sig, hints.get(purpose(key)) ?? []);
+      const range = given.get(key) ?? ([0, ONE] as const);
+      const pieces = split((k) => at(k).sig, hints.get(purpose(key)) ?? [], range);
       remember(hints, key, pieces);
       for (const p of pieces) {
         fixed.set(key, p.lo / ONE);
-        visit(at(p.lo), mass * ((p.hi - p.lo) / ONE));
+        path.set(key, [p.lo, p.hi]);
+        visit(at(p.lo), mass * ((p.hi - p.lo) / (range[1] - range[0])));
       }
       fixed.delete(key);
+      path.delete(key);
     };
     visit(look(fixed), 1);
   } finally {
     Error.stackTraceLimit = limit;
   }
-  return { law, keys };
+  return { law, keys, leaves };
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -333,7 +358,7 @@ function deviceStage(mode: ProductionMode, Pj: ArrayLike<number>, Qj: Dist, j: n
       const c = drawRejectionCandidates(Pj, mode.K ?? 1, j, rng);
       note(`${label(c.ids)}:${label(c.probs)}`);
       const y = resolveRejectionCandidates(c, Qj, j, rng);
-      if (y !== null) return String(y);
+      if (y !== null) return String(y.token);
     }
     return String(resampleRejected(Pj, Qj, j, rng, rules));
   };

@@ -51,8 +51,11 @@ export const GAMMA = { default: 4, min: 1, max: 16, ceiling: 32, auto: 8 } as co
  */
 export const PIPELINE = { windowBlocks: 2, maxWindow: 256 } as const;
 
-/** Candidate count bounds for the candidates codec. */
-export const CANDIDATES = { min: 1, max: 1024 } as const;
+/**
+ * The candidates codec: bounds of K; K while too few trial reports have arrived (or when the device sets none);
+ * and the price, in bytes, of a fall-back's extra round trip when choosing K (20 ms at 50 Mbit/s).
+ */
+export const CANDIDATES = { min: 1, max: 1024, initialK: 32, fallbackRoundTripBytes: 125_000 } as const;
 /** K of the lossy topk codec. */
 export const TOPK_CODEC = { default: 20, max: 1 << 20 } as const;
 
@@ -337,6 +340,12 @@ export const SETTING_SPECS: readonly SettingSpec[] = [
     help: 'candidate count K, or auto',
   },
   {
+    key: 'pipeline',
+    flag: 'pipeline',
+    kind: 'bool',
+    help: 'dssd: keep drafting while verdicts are in flight (1/0)',
+  },
+  {
     key: 'maxTokens',
     flag: 'max-tokens',
     kind: 'int',
@@ -383,6 +392,7 @@ export const PAGE_SETTING_KEYS: readonly SettingKey[] = [
   'topK',
   'topP',
   'seed',
+  'pipeline',
   'maxTokens',
 ];
 
@@ -517,9 +527,17 @@ export function settingsHelp(
     .map((k) => {
       const s = SETTING_SPEC[k];
       const arg =
-        s.kind === 'choice' ? s.choices!.join('|') : s.auto ? 'N|auto' : s.kind === 'int' ? 'N' : 'X';
+        s.kind === 'bool'
+          ? ''
+          : s.kind === 'choice'
+            ? s.choices!.join('|')
+            : s.auto
+              ? 'N|auto'
+              : s.kind === 'int'
+                ? 'N'
+                : 'X';
       const d = base[k];
-      const head = `  --${s.flag} ${arg}`;
+      const head = `  --${s.flag}${arg ? ' ' + arg : ''}`;
       return `${head.padEnd(32)} ${s.help}; ${describe(s)} (default ${d === null ? 'none' : d})`;
     })
     .join('\n');

@@ -15,7 +15,7 @@ import {
 import { ProtocolError, ProtocolErrorCode } from '../errors.js';
 import { PIPELINE, type SessionSettings, type WelcomeBody } from '../settings.js';
 import type { TransportCounters } from '../wire/transport.js';
-import type { GammaController } from './adaptive.js';
+import { choosePipeline, type GammaController } from './adaptive.js';
 import type { DeviceOptions, GenerateOptions, TokenOrigin, TurnResult, TurnStats } from './types.js';
 
 /** The session as a turn sees it. */
@@ -290,6 +290,8 @@ export class TurnRun {
     const drafter = this.i.opts.drafter!;
     const dsd = set.mode === 'dsd';
     let prev: number | undefined;
+    /** Candidate trials of the last rejection, reported with the next draft frame. */
+    let trials: number | undefined;
     for (let round = 0; ; round++) {
       if (this.o.signal?.aborted) {
         this.done = 'stopped';
@@ -332,11 +334,18 @@ export class TurnRun {
         );
       } else {
         await this.i.send(
-          { kind: 'draft', ids: drafts, q, ...(prev !== undefined ? { prevToken: prev } : {}) },
+          {
+            kind: 'draft',
+            ids: drafts,
+            q,
+            ...(prev !== undefined ? { prevToken: prev } : {}),
+            ...(trials !== undefined ? { candidateTrials: trials } : {}),
+          },
           wireRound,
         );
       }
       prev = undefined;
+      trials = undefined;
       const f = await this.i.next();
       const waitMs = this.i.now() - w0;
       this.stats.waitMs += waitMs;
@@ -367,7 +376,7 @@ export class TurnRun {
           y = f.token;
         } else {
           if (dsd) throw new ProtocolError(ProtocolErrorCode.BadFrame, 'a reject verdict in dsd mode');
-          ({ y, fallback } = await this.resolveReject(f.body, Qs[j - 1], j, rng, wireRound));
+          ({ y, fallback, trials } = await this.resolveReject(f.body, Qs[j - 1], j, rng, wireRound));
         }
         this.spec.recordRound(gamma, j - 1, { resampled: true, fallback, fullRequest: fallback });
         drafter.truncate(Math.min(drafter.length, N + j - 1));
@@ -412,21 +421,22 @@ export class TurnRun {
     j: number,
     rng: RoundRng,
     wireRound: number,
-  ): Promise<{ y: number; fallback: boolean }> {
+  ): Promise<{ y: number; fallback: boolean; trials?: number }> {
     const rules = this.i.opts.rules;
     if (body.encoding !== 'candidates') {
       if (body.p.length !== Qj.length)
         throw new ProtocolError(ProtocolErrorCode.BadFrame, 'P_j has the wrong size');
       return { y: resampleRejected(body.p, Qj, j, rng, rules), fallback: false };
     }
-    const token = resolveRejectionCandidates(body, Qj, j, rng);
-    if (token !== null) return { y: token, fallback: false };
+    const hit = resolveRejectionCandidates(body, Qj, j, rng);
+    // The trial count (0: all failed) goes up with the next draft: the edge's K chooser learns from it.
+    if (hit !== null) return { y: hit.token, fallback: false, trials: hit.trials };
     await this.i.send({ kind: 'fullRequest', j }, wireRound);
     const full = await this.i.next();
     if (full.kind !== 'fullResponse' || full.j !== j || full.round !== wireRound) {
       throw new ProtocolError(ProtocolErrorCode.UnexpectedFrame, `expected P_${j} in full, got ${full.kind}`);
     }
-    return { y: resampleRejected(full.p, Qj, j, rng, rules), fallback: true };
+    return { y: resampleRejected(full.p, Qj, j, rng, rules), fallback: true, trials: 0 };
   }
 
   /**
@@ -439,12 +449,20 @@ export class TurnRun {
     const s = this.s;
     const set = s.settings;
     const drafter = this.i.opts.drafter!;
-    const window = set.window || PIPELINE.windowBlocks * set.gamma;
+    const fixed = { block: set.gamma, window: set.window || PIPELINE.windowBlocks * set.gamma };
     const eos = s.welcome.model.eosTokenId;
     /** Blocks sent and not yet answered, oldest first; their drafts follow the committed history in order. */
-    const inflight: { round: number; drafts: number[]; Qs: Float32Array[]; draftMs: number }[] = [];
+    const inflight: {
+      round: number;
+      drafts: number[];
+      Qs: Float32Array[];
+      draftMs: number;
+      sentAt: number;
+    }[] = [];
     let unverified = 0;
     let prev: number | undefined;
+    /** Candidate trials of the last rejection, reported with the next draft frame. */
+    let trials: number | undefined;
     let endDrafted = false; // an EOS was drafted: nothing beyond it until the verdicts say
     for (;;) {
       if (this.o.signal?.aborted) {
@@ -455,7 +473,10 @@ export class TurnRun {
       }
       const remaining = this.o.maxNewTokens - this.tokens.length;
       const room = s.maxContext - 1 - s.history.length - unverified;
-      const budget = Math.min(window - unverified, remaining - unverified, room, set.gamma);
+      // Adaptive: block size and window from the pipelined model; otherwise the settings'.
+      const ctl = this.i.gammaCtl;
+      const { block, window } = ctl ? choosePipeline(ctl, PIPELINE.windowBlocks) : fixed;
+      const budget = Math.min(window - unverified, remaining - unverified, room, block);
       let f = this.i.poll();
       if (!f && (budget <= 0 || endDrafted)) {
         if (inflight.length === 0) {
@@ -494,11 +515,18 @@ export class TurnRun {
         this.stats.draftMs += draftMs;
         this.stats.gammas.push(drafts.length);
         await this.i.send(
-          { kind: 'draft', ids: drafts, q, ...(prev !== undefined ? { prevToken: prev } : {}) },
+          {
+            kind: 'draft',
+            ids: drafts,
+            q,
+            ...(prev !== undefined ? { prevToken: prev } : {}),
+            ...(trials !== undefined ? { candidateTrials: trials } : {}),
+          },
           round,
         );
         prev = undefined;
-        inflight.push({ round, drafts, Qs, draftMs });
+        trials = undefined;
+        inflight.push({ round, drafts, Qs, draftMs, sentAt: this.i.now() });
         unverified += drafts.length;
         continue;
       }
@@ -533,7 +561,9 @@ export class TurnRun {
         if (j < 1 || j > g)
           throw new ProtocolError(ProtocolErrorCode.BadFrame, `rejection at j = ${j} in a block of ${g}`);
         const rng = this.i.rng.round(this.turn, b.round);
-        const { y, fallback } = await this.resolveReject(f.body, b.Qs[j - 1], j, rng, b.round);
+        const r = await this.resolveReject(f.body, b.Qs[j - 1], j, rng, b.round);
+        const { y, fallback } = r;
+        trials = r.trials;
         this.spec.recordRound(g, j - 1, { resampled: true, fallback, fullRequest: fallback });
         // Everything drafted beyond j is discarded: the rest of this block and every later block.
         this.stats.wastedDrafts += g - j + unverified;
@@ -555,6 +585,12 @@ export class TurnRun {
         );
       }
       this.stats.kernelMs += this.i.now() - k0;
+      this.i.gammaCtl?.observe({
+        gamma: g,
+        accepted: f.outcome === 'accepted' ? g : f.j - 1,
+        draftMs: b.draftMs,
+        waitMs: k0 - b.sentAt,
+      });
       if (!more) break;
     }
     // Drafts still in flight are wasted; the edge drops those blocks once the turn ends.

@@ -27,6 +27,7 @@ import {
   type DoneReason,
 } from '@dssd/codec';
 import {
+  CandidateCountChooser,
   PipelineVerifier,
   SessionRng,
   SpecStats,
@@ -37,6 +38,7 @@ import {
 import { ProtocolError, ProtocolErrorCode, WIRE_CODES } from '../errors.js';
 import type { LmSession } from '../lm.js';
 import {
+  CANDIDATES,
   DEFAULT_EDGE_LIMITS,
   PROTOCOL_VERSION,
   validateHello,
@@ -47,7 +49,14 @@ import {
 } from '../settings.js';
 import { historyDigest, parseResume, randomHex, type ResumeAnswer } from '../wire/resume.js';
 import { RoundBucket } from './rate.js';
-import { verifyBlock, verifyDraft, verifyDsdDraft, type HeldDistribution } from './verify.js';
+import {
+  recordCandidateReport,
+  verifyBlock,
+  verifyDraft,
+  verifyDsdDraft,
+  type CandidateState,
+  type HeldDistribution,
+} from './verify.js';
 
 /** What a resumed session takes over from the one its device lost. */
 export interface HeldSession {
@@ -132,8 +141,8 @@ export class EdgeSession {
   private chain: Promise<void> = Promise.resolve();
   /** Pipelined mode: the block verifier (null in serial mode). */
   private blocks: PipelineVerifier | null = null;
-  /** Running estimate of the total variation at rejections (adaptive candidate count). */
-  private readonly tv = { estimate: 0.5 };
+  /** The candidates codec's K: learned from the trials devices report (candidates: 'auto'). */
+  private readonly cand: CandidateState = { chooser: null, lastK: null };
   private closed = false;
   private roundBase = 0;
   private readonly bucket: RoundBucket;
@@ -256,6 +265,7 @@ export class EdgeSession {
       case 'turn':
         return this.onTurn(f.base, Array.from(f.ids), f.maxNewTokens, f.round);
       case 'draft':
+        if (f.candidateTrials !== undefined) recordCandidateReport(this.cand, f.candidateTrials);
         return this.onDraft(f.round, Array.from(f.ids), Array.from(f.q), f.prevToken);
       case 'dsdDraft':
         return this.onDsdDraft(f.round, Array.from(f.ids), f.dists);
@@ -332,6 +342,13 @@ export class EdgeSession {
     this.opts.onSettled?.(s);
     this.rng = new SessionRng(s.seed ?? this.opts.secretSeed);
     this.blocks = s.pipeline ? new PipelineVerifier(this.opts.rules) : null;
+    if (s.codec === 'candidates' && s.candidates === 'auto')
+      this.cand.chooser = new CandidateCountChooser({
+        vocabSize: m.vocabSize,
+        minK: CANDIDATES.min,
+        maxK: CANDIDATES.max,
+        initialK: CANDIDATES.initialK,
+      });
     this.resumeSecret = randomHex(16);
     await this.send(
       {
@@ -474,7 +491,7 @@ export class EdgeSession {
         settings: s,
         rng: (index) => this.rng!.round(this.turn, index),
         round,
-        tv: this.tv,
+        cand: this.cand,
       });
     } catch (e) {
       if (prev !== undefined) this.history.pop();
@@ -516,7 +533,7 @@ export class EdgeSession {
       settings: s,
       rng: this.rng!.round(this.turn, this.round),
       round,
-      tv: this.tv,
+      cand: this.cand,
       rules: this.opts.rules,
     });
     this.history.push(...v.appended);

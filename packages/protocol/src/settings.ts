@@ -136,11 +136,14 @@ export const DEFAULT_EDGE_LIMITS: Readonly<EdgeLimits> = Object.freeze({
 
 /**
  * The largest frame a device may legally send in a session with these settings (headers included): its turn
- * frame at the prompt limit, its draft at the agreed γ (with the piggybacked token), or its DSD draft with every
+ * frame at the prompt limit, its draft at the agreed γ (with the piggybacked token and a trial report), or its DSD draft with every
  * Q_i at the agreed precision; never above the edge's --max-frame-bytes.
  */
 export function maxUplinkFrameBytes(s: SessionSettings, vocabSize: number, limits: EdgeLimits): number {
-  const sizes = [turnFrameSize(limits.maxPromptTokens, vocabSize), draftFrameSize(s.gamma, vocabSize, true)];
+  const sizes = [
+    turnFrameSize(limits.maxPromptTokens, vocabSize),
+    draftFrameSize(s.gamma, vocabSize, true, true),
+  ];
   if (s.mode === 'dsd') sizes.push(dsdDraftFrameSize(s.gamma, vocabSize, s.dsdPrecision));
   return Math.min(limits.maxFrameBytes, Math.max(...sizes));
 }

@@ -264,9 +264,11 @@ test('chat page: Stop ends an answer; the edge going away mid-answer gives a cle
 test('chat page: a refused session and a browser without WebRTC give clear messages', async ({
   context,
   edge,
+  startEdge,
 }) => {
-  // Refused: the settings ask for a γ beyond the edge's limit (16).
-  const { page } = await openPage(context, edge.url + query({ gamma: 32, temperature: 0 }));
+  // Refused: γ 12 is within the device's own bound but beyond this edge's configured limit (8).
+  const strict = await startEdge({ limits: { maxGamma: 8 } });
+  const { page } = await openPage(context, strict.url + query({ gamma: 12, temperature: 0 }));
   const alert = page.getByRole('alert');
   await alert.waitFor({ timeout: 60_000 });
   expect(await alert.textContent()).toMatch(/refused the session \(BadSettings\)/);

@@ -147,6 +147,7 @@ test('context: the meter counts the conversation; a full context offers a new co
   context,
   edge,
 }) => {
+  test.setTimeout(240_000); // several page loads and answers on a shared 2-core machine
   const { page, errors } = await openPage(context, edge.url + query({ ...GREEDY_DSSD, maxTokens: 200 }));
   await waitConnected(page);
   const ctx = page.locator('.context');
@@ -365,6 +366,7 @@ test('accessibility: axe-core finds no violation on the chat page and embed.html
   context,
   edge,
 }) => {
+  test.setTimeout(300_000); // axe takes tens of seconds per run on a loaded 2-core machine
   const { page } = await openPage(context, edge.url + query({ ...GREEDY_DSSD, maxTokens: 24 }));
   await waitConnected(page);
   await ask(page, PROMPT);
@@ -376,6 +378,7 @@ test('accessibility: axe-core finds no violation on the chat page and embed.html
   await ask(embed.page, PROMPT);
   await expectAccessible(embed.page, 'embed.html');
   expect(await embed.page.getByRole('heading', { level: 1 }).count()).toBe(1);
+  await embed.page.close();
   const full = await openPage(context, edge.url + '/embed.html?ui=stats,settings');
   await waitConnected(full.page);
   await expectAccessible(full.page, 'embed.html with stats and settings');
@@ -386,6 +389,7 @@ test('widget: compact and usable at 300 px, themeable; a bad attribute and a ref
   edge,
   startEdge,
 }) => {
+  test.setTimeout(240_000); // several page loads and answers on a shared 2-core machine
   const host = await hostServer(
     edge.url,
     `<style>dssd-chat { --dssd-accent: rgb(200, 0, 0); }</style>
@@ -439,22 +443,34 @@ test('widget: compact and usable at 300 px, themeable; a bad attribute and a ref
     host.server.close();
   }
 
-  // Refused: an edge that only lets https://example.org frame it; the host gets its fallback and an event.
+  // Refused: an edge that only lets https://example.org frame it. With widget.js from elsewhere (here: a
+  // public edge), the element sees its frame refused: it shows its children (the fallback) and raises
+  // dssd-error. With widget.js from the refusing edge itself, CORS stops the script: the element never
+  // upgrades, so its children show as they are, and the script's error event is the host's signal.
   const listed = await startEdge({ allowedOrigins: ['https://example.org'] });
-  const refused = await hostServer(
-    listed.url,
-    `<dssd-chat edge="${listed.url}"><p>Chat unavailable: <a href="${listed.url}">open it here</a>.</p></dssd-chat>`,
-  );
-  try {
-    const { page } = await openPage(context, refused.url);
-    await page.waitForFunction(() => window.events.errors.length > 0, null, { timeout: 20_000 });
-    const ev = await page.evaluate(() => window.events);
-    expect(ev.ready).toBe(0);
-    expect(ev.errors[0].code).toBe('EmbedRefused');
-    await expect(page.getByText('Chat unavailable:')).toBeVisible();
-    expect(await page.locator('dssd-chat iframe').count()).toBe(0);
-  } finally {
-    refused.server.close();
+  const fallback = `<p>Chat unavailable: <a href="${listed.url}">open it here</a>.</p>`;
+  for (const [widgetFrom, expected] of [
+    [edge.url, 'EmbedRefused'],
+    [listed.url, 'ScriptRefused'],
+  ]) {
+    const refused = await hostServer(
+      widgetFrom,
+      `<dssd-chat edge="${listed.url}">${fallback}</dssd-chat>
+<script>document.querySelector('script[type=module]').addEventListener('error', () =>
+  window.events.errors.push({ code: 'ScriptRefused' }));</script>`,
+    );
+    try {
+      const { page } = await openPage(context, refused.url);
+      await page.waitForFunction(() => window.events.errors.length > 0, null, { timeout: 20_000 });
+      const ev = await page.evaluate(() => window.events);
+      expect(ev.ready).toBe(0);
+      expect(ev.errors[0].code).toBe(expected);
+      if (expected === 'EmbedRefused') expect(ev.errors[0].message).toContain(listed.url);
+      await expect(page.getByText('Chat unavailable:')).toBeVisible();
+      expect(await page.locator('dssd-chat iframe').count()).toBe(0);
+    } finally {
+      refused.server.close();
+    }
   }
 });
 
@@ -463,6 +479,7 @@ test('screenshots: the page (desktop, phone) and the widget', async ({ context, 
   const dir = join(ROOT, 'docs/img');
   if (write) mkdirSync(dir, { recursive: true });
   const shot = async (page, name, opts = {}) => {
+    test.setTimeout(240_000); // several page loads and answers on a shared 2-core machine
     const body = await page.screenshot(opts);
     await testInfo.attach(name, { body, contentType: 'image/png' });
     if (write) await page.screenshot({ ...opts, path: join(dir, `${name}.png`) });

@@ -219,7 +219,7 @@ class ChatApp {
     this.updateShare();
 
     const sample = (['draft', 'resampled', 'bonus', 'edge'] as TokenOrigin[]).map((o) =>
-      h('span', { class: `tok tok-${o}` }, ORIGIN_LABEL[o]),
+      h('span', { class: `tok tok-${o}`, title: ORIGIN_MARK[o] }, ORIGIN_LABEL[o]),
     );
     this.colours.addEventListener('change', () =>
       document.documentElement.classList.toggle('plain-tokens', !this.colours.checked),
@@ -230,12 +230,9 @@ class ChatApp {
       h(
         'p',
         {},
-        'Each piece of an answer is marked by where it came from: ',
-        ...(['draft', 'resampled', 'bonus', 'edge'] as TokenOrigin[]).flatMap((o, i) => [
-          i ? (i === 3 ? ' and ' : ', ') : '',
-          `${ORIGIN_LABEL[o]}s (${ORIGIN_MARK[o]})`,
-        ]),
-        '.',
+        'Each piece of an answer is marked by where it came from: a draft token the edge accepted (solid ' +
+          'underline), a token the device resampled after a rejection (wavy), the bonus token the edge adds ' +
+          'when it accepts every draft (double), or, in edge-only mode, a token from the edge (dotted).',
       ),
       h('p', { class: 'samples' }, ...sample),
       h('p', {}, h('label', { for: 'colours' }, this.colours, ' Mark tokens by origin')),
@@ -634,7 +631,9 @@ class ChatApp {
         ` · ${stats.tokens} tokens, ${stats.tokensPerSecond.toFixed(0)} tokens per second${capped}`,
       );
       this.setStatus(
-        `Done (${result.done}): ${result.tokens.length} tokens at ${stats.tokensPerSecond.toFixed(1)} tokens/s.`,
+        this.embed
+          ? `Done: ${result.tokens.length} tokens.`
+          : `Done (${result.done}): ${result.tokens.length} tokens at ${stats.tokensPerSecond.toFixed(1)} tokens/s.`,
       );
       this.post({
         type: 'dssd:answer',

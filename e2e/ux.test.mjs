@@ -384,16 +384,15 @@ test('accessibility: axe-core finds no violation on the chat page and embed.html
   await expectAccessible(full.page, 'embed.html with stats and settings');
 });
 
-test('widget: compact and usable at 300 px, themeable; a bad attribute and a refused origin reach the host as dssd-error', async ({
+test('widget: compact and usable at 300 px, themeable; a bad or unknown attribute reaches the host as dssd-error', async ({
   context,
   edge,
-  startEdge,
 }) => {
   test.setTimeout(240_000); // several page loads and answers on a shared 2-core machine
   const host = await hostServer(
     edge.url,
     `<style>dssd-chat { --dssd-accent: rgb(200, 0, 0); }</style>
-<dssd-chat edge="${edge.url}" temperature="0" top-p="2" max-tokens="6" height="300px"></dssd-chat>`,
+<dssd-chat edge="${edge.url}" temperature="0" top-p="2" max-tokens="6" max-token="9" height="300px" class="w"></dssd-chat>`,
   );
   try {
     const { page, errors } = await openPage(context, host.url);
@@ -401,6 +400,8 @@ test('widget: compact and usable at 300 px, themeable; a bad attribute and a ref
     const ev = await page.evaluate(() => window.events.errors);
     expect(ev[0].code).toBe('BadSetting');
     expect(ev[0].message).toContain('top-p must be a number in (0, 1], got "2"');
+    expect(ev[0].message).toContain("unknown attribute 'max-token'");
+    expect(ev[0].message).not.toContain('class');
     // The valid attributes still apply.
     const src = await page.locator('dssd-chat iframe').getAttribute('src');
     expect(new URL(src).searchParams.get('temperature')).toBe('0');
@@ -442,7 +443,13 @@ test('widget: compact and usable at 300 px, themeable; a bad attribute and a ref
   } finally {
     host.server.close();
   }
+});
 
+test('widget: a refused origin gets the fallback content and a dssd-error', async ({
+  browser,
+  edge,
+  startEdge,
+}) => {
   // Refused: an edge that only lets https://example.org frame it. With widget.js from elsewhere (here: a
   // public edge), the element sees its frame refused: it shows its children (the fallback) and raises
   // dssd-error. With widget.js from the refusing edge itself, CORS stops the script: the element never
@@ -459,8 +466,11 @@ test('widget: compact and usable at 300 px, themeable; a bad attribute and a ref
 <script>document.querySelector('script[type=module]').addEventListener('error', () =>
   window.events.errors.push({ code: 'ScriptRefused' }));</script>`,
     );
+    // A context of its own, closed below: the refused frame leaves a connection in the context's socket pool
+    // that would keep the refusing edge's close() waiting.
+    const own = await browser.newContext();
+    const { page } = await openPage(own, refused.url);
     try {
-      const { page } = await openPage(context, refused.url);
       await page.waitForFunction(() => window.events.errors.length > 0, null, { timeout: 20_000 });
       const ev = await page.evaluate(() => window.events);
       expect(ev.ready).toBe(0);
@@ -469,6 +479,7 @@ test('widget: compact and usable at 300 px, themeable; a bad attribute and a ref
       await expect(page.getByText('Chat unavailable:')).toBeVisible();
       expect(await page.locator('dssd-chat iframe').count()).toBe(0);
     } finally {
+      await own.close();
       refused.server.close();
     }
   }

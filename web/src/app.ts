@@ -539,7 +539,7 @@ class ChatApp {
       return;
     }
     // A settings change opens a new session: say so, so old turns are not mistaken for context.
-    if (this.turns > 0 && !this.carried && device.connected && !device.sameSession(settings)) {
+    if (this.turns > 0 && device.connected && !device.sameSession(settings)) {
       this.transcript.append(
         h(
           'p',
@@ -549,8 +549,8 @@ class ChatApp {
       );
       this.turns = 0;
       this.turnStarts = [];
+      this.carried = null; // a new session starts empty
     }
-    if (this.carried && !device.sameSession(settings)) this.carried = null; // a new session starts empty anyway
     // Later turns continue the same text: a newline separates them.
     const continuing = this.turns > 0 && (device.connected || this.carried !== null);
     const newIds = device.tokenizer.encode(continuing ? '\n' + text : text);

@@ -32,6 +32,10 @@ const SCRIPT_ORIGIN = new URL(import.meta.url).origin;
 /** How long the embed page may take to say it is there after its frame loaded (a refused frame never does). */
 const READY_AFTER_LOAD_MS = 4000;
 
+/** Attributes any element may carry (not settings). */
+const GLOBAL_ATTRIBUTE =
+  /^(id|class|style|title|lang|dir|hidden|slot|part|tabindex|role|inert|is|nonce|autofocus|translate|draggable|spellcheck|accesskey|contenteditable|enterkeyhint|inputmode|popover|data-.*|aria-.*|on.*)$/;
+
 const EVENT_OF: Record<string, string> = {
   'dssd:ready': 'dssd-ready',
   'dssd:status': 'dssd-status',
@@ -111,7 +115,13 @@ export class DssdChatElement extends HTMLElement {
       const v = this.getAttribute(flag);
       if (v !== null && !bad.has(flag)) query.push([k, v]);
     }
-    return { query, problems: errors.map((e) => e.message) };
+    const known = new Set([...DssdChatElement.observedAttributes, 'token']);
+    // A misspelt setting (max-token) would otherwise be dropped silently; HTML's own attributes are not ours.
+    const unknown = [...this.attributes]
+      .map((a) => a.name)
+      .filter((n) => !known.has(n) && !GLOBAL_ATTRIBUTE.test(n))
+      .map((n) => `unknown attribute '${n}'`);
+    return { query, problems: [...errors.map((e) => e.message), ...unknown] };
   }
 
   /** The embed page's URL: the valid settings travel in its query (shareable, not secret); the token does not. */

@@ -161,6 +161,7 @@ const api = {
         (p) =>
           onProgress?.({
             phase: p.progress < 1 ? 'download' : 'init',
+            file: 'webllm', // one entry: WebLLM reports a fraction, not bytes
             loaded: p.progress,
             total: 1,
             text: p.text,
@@ -200,11 +201,12 @@ const api = {
     const wasmReady = (async () => {
       const bin = await wasm;
       if (bin) (ort.env.wasm as { wasmBinary?: Uint8Array }).wasmBinary = bin;
-      onProgress?.({ phase: 'init', loaded: 1, total: 1, text: 'compiling the draft model' });
     })();
     // ORT starts its wasm with the first session: hold that back until the binary is here (no second fetch).
+    // Called once the model's bytes are in, so after it every byte is.
     const create: OrtModule['InferenceSession']['create'] = async (...a: unknown[]) => {
       await wasmReady;
+      onProgress?.({ phase: 'init', loaded: 1, total: 1, text: 'compiling the draft model' });
       return (ort.InferenceSession.create as (...b: unknown[]) => ReturnType<typeof create>)(...a);
     };
     const model = await loadModel(req.modelUrl, {

@@ -272,6 +272,17 @@ test('statistics and token marks: a headline, a tooltip on every figure, a line 
   edge,
 }) => {
   const { page, errors } = await openPage(context, edge.url + query({ ...GREEDY_DSSD, maxTokens: 32 }));
+  // On arrival: what the models are, links to the README and the model card, example prompts that fit them.
+  await expect(page.locator('.intro')).toContainText('it continues text, it does not answer questions');
+  for (const name of ['README', 'model card']) {
+    const href = await page.getByRole('link', { name, exact: true }).getAttribute('href');
+    const r = await fetch(new URL(href, edge.url + '/'));
+    expect(r.status, name).toBe(200);
+    expect(await r.text()).toMatch(/^# /);
+  }
+  await page.getByRole('button', { name: 'The jury said' }).click();
+  await expect(page.getByRole('textbox', { name: 'Prompt' })).toHaveValue('The jury said');
+  await expect(page.getByRole('textbox', { name: 'Prompt' })).toBeFocused();
   await waitConnected(page);
   await ask(page, PROMPT);
   await expect(page.locator('.headline')).toHaveText(

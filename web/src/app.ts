@@ -422,10 +422,13 @@ class ChatApp {
               : `Connected to the edge (${s.welcome.model.name ?? 'target'}). ${device.info.reason}.`,
           );
           this.updateContext();
+          this.finishProgress();
         },
-        (e) => this.fail(e),
+        (e) => {
+          this.progressBox.hidden = true; // not 100%: the page cannot generate (the next Send retries)
+          this.fail(e);
+        },
       );
-      this.finishProgress();
       return device;
     } catch (e) {
       this.progressBox.hidden = true;

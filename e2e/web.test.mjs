@@ -266,10 +266,9 @@ test('chat page: a refused session and a browser without WebRTC give clear messa
   edge,
   startEdge,
 }) => {
-  // Refused: the settings ask for a γ beyond this edge's limit (2). (A γ beyond the settings home's bound never
-  // leaves the page: it is named as a bad URL setting and the rest applies, see ux.test.mjs.)
-  const strict = await startEdge({ limits: { maxGamma: 2 } });
-  const { page } = await openPage(context, strict.url + query({ gamma: 4, temperature: 0 }));
+  // Refused: γ 12 is within the device's own bound but beyond this edge's configured limit (8).
+  const strict = await startEdge({ limits: { maxGamma: 8 } });
+  const { page } = await openPage(context, strict.url + query({ gamma: 12, temperature: 0 }));
   const alert = page.getByRole('alert');
   await alert.waitFor({ timeout: 60_000 });
   expect(await alert.textContent()).toMatch(/refused the session \(BadSettings\)/);

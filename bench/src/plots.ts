@@ -328,3 +328,51 @@ export function projectionPlot(bars: { pair: string; codec: string; speedup: num
     }),
   };
 }
+
+/** One pipelined-benchmark cell's tokens/s: measured per method, and the model's prediction for pipelined. */
+export interface PipelinePoint {
+  cell: string;
+  setting: string;
+  method: 'edge-only (ar)' | 'serial DSSD' | 'pipelined DSSD';
+  tokensPerSecond: number;
+  /** Model prediction (pipelined and serial rows), from costs measured in the serial run. */
+  model?: number;
+}
+
+/** Pipelined vs serial DSSD vs edge-only per cell (EMULATED costs): measured as points, model as ticks. */
+export function pipelinedPlot(points: PipelinePoint[], setting: string): Plot {
+  const data = points.filter((p) => p.setting === setting);
+  return {
+    name: `pipelined-${setting}`,
+    title: `Pipelined vs serial DSSD vs edge-only, ${setting} (EMULATED draft and target costs)`,
+    spec: chart({
+      title: title(
+        `Tokens/s with emulated costs, ${setting}`,
+        'cells: draft ms per token / target preset / RTT. Points measured; ticks: model from the serial run.',
+      ),
+      data: { values: data },
+      width: PANEL_WIDTH,
+      height: 300,
+      layer: [
+        {
+          mark: { type: 'point', filled: true, size: 70 },
+          encoding: {
+            x: { field: 'cell', type: 'nominal', title: null, axis: { labelAngle: -30 } },
+            y: { field: 'tokensPerSecond', type: 'quantitative', title: 'tokens/s (measured)' },
+            color: { field: 'method', type: 'nominal', title: null },
+            shape: { field: 'method', type: 'nominal', title: null },
+          },
+        },
+        {
+          transform: [{ filter: 'isValid(datum.model)' }],
+          mark: { type: 'tick', thickness: 2, size: 18 },
+          encoding: {
+            x: { field: 'cell', type: 'nominal' },
+            y: { field: 'model', type: 'quantitative' },
+            color: { field: 'method', type: 'nominal', title: null },
+          },
+        },
+      ],
+    }),
+  };
+}

@@ -36,6 +36,8 @@ export interface MethodSpec {
   codec?: DownlinkCodec;
   dsdPrecision?: 'f32' | 'f16';
   adaptive?: boolean;
+  /** Pipelined drafting (dssd): blocks of γ, a window of PIPELINE.windowBlocks blocks. */
+  pipeline?: boolean;
 }
 
 export const METHODS: Record<string, MethodSpec> = {
@@ -49,6 +51,7 @@ export const METHODS: Record<string, MethodSpec> = {
   'dssd-candidates': { id: 'dssd-candidates', mode: 'dssd', codec: 'candidates' },
   'dssd-auto': { id: 'dssd-auto', mode: 'dssd', codec: 'auto' },
   'dssd-adaptive': { id: 'dssd-adaptive', mode: 'dssd', codec: 'auto', adaptive: true },
+  'dssd-pipelined': { id: 'dssd-pipelined', mode: 'dssd', codec: 'auto', pipeline: true },
 };
 
 export interface Models {
@@ -78,6 +81,8 @@ export interface RunSpec {
   prompts: number[][];
   maxNewTokens: number;
   seed: number;
+  /** EMULATION: each drafted token padded to this many ms (a browser draft's cost); 0 or absent: real. */
+  draftMs?: number;
 }
 
 /** Raw totals of one run, summed over its prompts. */
@@ -99,6 +104,8 @@ export interface Measurement {
   /** Rounds that ended in a rejection (P_j or a resampled token downlink). */
   rejectRounds: number;
   fallbacks: number;
+  /** Drafted tokens discarded unverified or beyond a rejection (pipelined drafting's cost). */
+  wastedDrafts: number;
   spec: ReturnType<SpecStats['toJSON']>;
   gammas: number[];
   /** Per-prompt tokens/s, to show the spread. */
@@ -153,8 +160,10 @@ async function runPrompt(
         dsdPrecision: m.dsdPrecision ?? 'f32',
         sampling,
         seed,
+        pipeline: m.pipeline ?? false,
       },
       adaptiveGamma: m.adaptive ?? false,
+      draftCostMs: spec.draftMs ?? 0,
       timeoutMs: 60_000,
     });
     const r = await device.generate(prompt, { maxNewTokens: spec.maxNewTokens });
@@ -207,6 +216,7 @@ export async function runSpecWith(
     edgePassTokens: 0,
     rejectRounds: 0,
     fallbacks: 0,
+    wastedDrafts: 0,
     spec: spec0.toJSON(),
     gammas: [],
     perPromptTps: [],
@@ -229,6 +239,7 @@ export async function runSpecWith(
     out.draftedTokens += s.draftedTokens;
     out.rejectRounds += s.resampledTokens;
     out.fallbacks += s.fallbacks;
+    out.wastedDrafts += s.wastedDrafts;
     out.gammas.push(...s.gammas);
     out.perPromptTps.push(s.tokensPerSecond);
     out.perPromptTokens.push(s.generatedTokens);

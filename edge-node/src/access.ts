@@ -7,6 +7,8 @@
  * Token format: `dssd1.<expiry, unix seconds>.<nonce, base64url>.<HMAC-SHA256(key, "dssd1.<expiry>.<nonce>"), base64url>`.
  */
 import { createHmac, randomBytes, timingSafeEqual, createHash } from 'node:crypto';
+import { isIP } from 'node:net';
+import { EDGE_NODE_DEFAULTS } from '@dssd/protocol';
 
 export const TOKEN_PREFIX = 'dssd1';
 /** Longest lifetime a token may be issued for (a day): tokens cannot be revoked, so they should be short. */
@@ -23,9 +25,18 @@ export interface AccessConfig {
   issuerSecret?: string;
   /** Browser origins allowed to signal (exact `scheme://host[:port]`, or `*`). Localhost origins always are. */
   allowedOrigins?: readonly string[];
+  /**
+   * The edge's own public origins (`scheme://host[:port]`, --public-origin): the Host names it answers besides
+   * loopback names and IP literals, and origins always allowed. Never derived from a request's Host header.
+   */
+  publicOrigins?: readonly string[];
+  /** Bearer token for /metrics and the full /healthz (default: the join credential, when one is set). */
+  metricsToken?: string;
+  /** A signed join token admits one fresh session; its nonce is remembered until it expires. */
+  singleUseTokens?: boolean;
 }
 
-export type AccessErrorCode = 'BadKey' | 'BadTtl';
+export type AccessErrorCode = 'BadKey' | 'BadTtl' | 'BadOrigin';
 
 export class AccessError extends Error {
   override readonly name = 'AccessError';
@@ -81,12 +92,40 @@ export function checkJoinToken(
   return null;
 }
 
+/** What a join token admits: a fresh session, or (single-use token already spent) only a resume. */
+export type Admission = { spent: false; nonce?: string } | { spent: true; nonce: string };
+
 /** The edge's access policy. */
 export class AccessPolicy {
+  /** Nonces of spent single-use tokens → expiry (s) and the sessions they admitted (resume may reuse them). */
+  private readonly spent = new Map<string, { exp: number; sessions: Set<number> }>();
+  private readonly publicHosts: Set<string>;
+
   constructor(readonly config: AccessConfig = {}) {
     if (config.tokenKey !== undefined) checkKey(config.tokenKey);
     if (config.issuerSecret !== undefined && config.tokenKey === undefined)
       throw new AccessError('BadKey', 'an issuer secret needs a token key to sign with');
+    const min = EDGE_NODE_DEFAULTS.minSecretLength;
+    for (const [name, v] of [
+      ['secret', config.secret],
+      ['issuer secret', config.issuerSecret],
+      ['metrics token', config.metricsToken],
+    ] as const) {
+      if (v !== undefined && v.length < min)
+        throw new AccessError('BadKey', `the ${name} must be at least ${min} characters`);
+    }
+    this.publicHosts = new Set();
+    for (const o of config.publicOrigins ?? []) {
+      let u: URL;
+      try {
+        u = new URL(o);
+      } catch {
+        throw new AccessError('BadOrigin', `public origin '${o}' is not a URL`);
+      }
+      if (u.origin !== o.replace(/\/$/, ''))
+        throw new AccessError('BadOrigin', `public origin '${o}' must be exactly scheme://host[:port]`);
+      this.publicHosts.add(u.hostname.toLowerCase());
+    }
   }
 
   /** True when joining needs a credential. */
@@ -108,19 +147,87 @@ export class AccessPolicy {
     return 'the token was not accepted';
   }
 
-  /** Whether a browser page at `origin` may signal to the edge at `selfOrigin`. */
-  originAllowed(origin: string | undefined, selfOrigin: string): boolean {
+  /**
+   * Single-use tokens: records the token's nonce on its first join. A later join with it is `spent` and may only
+   * resume a session it admitted. A shared secret is never spent. Holds per edge node (the store is in memory).
+   */
+  admit(token: string | undefined, nowS = Math.floor(Date.now() / 1000)): Admission {
+    if (!this.config.singleUseTokens || token === undefined || !token.startsWith(TOKEN_PREFIX + '.'))
+      return { spent: false };
+    const [, exp, nonce] = token.split('.');
+    for (const [n, r] of this.spent) if (r.exp + CLOCK_SKEW_S < nowS) this.spent.delete(n);
+    if (this.spent.has(nonce)) return { spent: true, nonce };
+    this.spent.set(nonce, { exp: Number(exp), sessions: new Set() });
+    return { spent: false, nonce };
+  }
+
+  /** A join admitted under `nonce` never became a session (its handshake failed): the token is not spent. */
+  unadmit(nonce: string): void {
+    if (this.spent.get(nonce)?.sessions.size === 0) this.spent.delete(nonce);
+  }
+
+  /** Records that a join under `nonce` became session `id` (a fresh join, or a resume of one of its sessions). */
+  bindSession(nonce: string, id: number): void {
+    this.spent.get(nonce)?.sessions.add(id);
+  }
+
+  /** Whether session `id` was admitted under `nonce` (a spent token may resume it). */
+  admitted(nonce: string, id: number): boolean {
+    return this.spent.get(nonce)?.sessions.has(id) ?? false;
+  }
+
+  /**
+   * Whether a request's Host header names this edge: a loopback name, an IP literal (a DNS-rebinding page can
+   * only ever send its own domain name), or a configured public origin's host. Anything else is refused.
+   */
+  hostAllowed(host: string | undefined): boolean {
+    if (!host) return false;
+    let name: string;
+    try {
+      name = new URL(`http://${host}`).hostname.toLowerCase();
+    } catch {
+      return false;
+    }
+    const bare = name.replace(/^\[|\]$/g, '');
+    return isLoopbackName(bare) || isIP(bare) !== 0 || this.publicHosts.has(name);
+  }
+
+  /**
+   * Whether a browser page at `origin` may signal or load the widget. `host` is the request's Host header, used
+   * only when it is an IP literal (a LAN page served by this edge at http://192.168.1.5:8080); a domain name in
+   * Host is never trusted, since a rebinding page controls both its Origin and its Host.
+   */
+  originAllowed(origin: string | undefined, host?: string): boolean {
     if (origin === undefined || origin === '') return true; // not a browser: the token decides
-    if (origin === selfOrigin) return true;
     let u: URL;
     try {
       u = new URL(origin);
     } catch {
       return false;
     }
-    if ((u.protocol === 'http:' || u.protocol === 'https:') && isLoopbackHost(u.hostname)) return true;
+    if (u.protocol !== 'http:' && u.protocol !== 'https:') return false;
+    if (isLoopbackHost(u.hostname)) return true;
+    if ((this.config.publicOrigins ?? []).some((o) => o.replace(/\/$/, '') === u.origin)) return true;
+    if (host !== undefined && isIP(u.hostname.replace(/^\[|\]$/g, '')) !== 0 && u.host === host) return true;
     const list = this.config.allowedOrigins ?? [];
     return list.includes('*') || list.includes(u.origin);
+  }
+
+  /** /metrics and the full /healthz: the metrics token, or the join credential, whenever either is set. */
+  metricsAllowed(authorization: string | undefined): boolean {
+    const m = authorization === undefined ? null : /^Bearer (.+)$/.exec(authorization);
+    const bearer = m?.[1];
+    const t = this.config.metricsToken;
+    if (t !== undefined && bearer !== undefined && constantTimeEqual(bearer, t)) return true;
+    if (t === undefined && !this.required) return true;
+    return this.required && bearer !== undefined && this.check(bearer) === null;
+  }
+
+  /** /score: the join credential as a bearer token, when one is set. */
+  bearerAllowed(authorization: string | undefined): boolean {
+    if (!this.required) return true;
+    const m = authorization === undefined ? null : /^Bearer (.+)$/.exec(authorization);
+    return m !== null && this.check(m[1]) === null;
   }
 
   /** Checks the bearer credential of a POST /token request. */
@@ -132,7 +239,60 @@ export class AccessPolicy {
   }
 }
 
+/** Loopback as browsers see it (`*.localhost` always resolves to loopback in a browser). */
 export function isLoopbackHost(host: string): boolean {
   const h = host.replace(/^\[|\]$/g, '');
-  return h === 'localhost' || h === '::1' || /^127\.\d+\.\d+\.\d+$/.test(h) || h.endsWith('.localhost');
+  return isLoopbackName(h) || h.endsWith('.localhost');
+}
+
+/**
+ * Loopback as the operating system sees it, for the bind check: `localhost`, 127.0.0.0/8 and ::1 only (a name
+ * under `.localhost` may resolve anywhere through the system resolver).
+ */
+export function isLoopbackName(host: string): boolean {
+  const h = host.replace(/^\[|\]$/g, '').toLowerCase();
+  return h === 'localhost' || h === '::1' || /^127\.\d+\.\d+\.\d+$/.test(h);
+}
+
+/**
+ * Per-key token buckets (a key: a client address), for joins and issuer-secret guesses. Buckets refill at `rate`
+ * per second up to `burst`; idle ones are forgotten so the map stays small.
+ */
+export class KeyedRate {
+  private readonly buckets = new Map<string, { tokens: number; at: number }>();
+  constructor(
+    readonly rate: number,
+    readonly burst: number,
+    private readonly now: () => number = () => performance.now(),
+  ) {}
+
+  /** The bucket of `key`, refilled up to now. */
+  private bucket(key: string): { tokens: number; at: number } {
+    const t = this.now();
+    if (this.buckets.size > 10_000) {
+      for (const [k, b] of this.buckets)
+        if (t - b.at > (this.burst / this.rate) * 1000) this.buckets.delete(k);
+    }
+    const b = this.buckets.get(key) ?? { tokens: this.burst, at: t };
+    b.tokens = Math.min(this.burst, b.tokens + ((t - b.at) / 1000) * this.rate);
+    b.at = t;
+    this.buckets.set(key, b);
+    return b;
+  }
+
+  /** Takes one token for `key`; false when the key is over its rate. */
+  take(key: string): boolean {
+    if (!Number.isFinite(this.rate)) return true;
+    const b = this.bucket(key);
+    if (b.tokens < 1) return false;
+    b.tokens -= 1;
+    return true;
+  }
+
+  /** Seconds until `key` has a token again (0: it has one now), for Retry-After. */
+  retryAfterS(key: string): number {
+    if (!Number.isFinite(this.rate)) return 0;
+    const b = this.bucket(key);
+    return b.tokens >= 1 ? 0 : Math.max(1, Math.ceil((1 - b.tokens) / this.rate));
+  }
 }

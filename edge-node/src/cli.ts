@@ -10,6 +10,7 @@ import {
   GAMMA,
   MODES,
   ProtocolError,
+  SCORE_LIMITS,
   SETTING_SPECS,
   TARGET_COST_PRESETS,
   settingsHelp,
@@ -17,15 +18,16 @@ import {
   type EdgeLimits,
   type Mode,
 } from '@dssd/protocol';
-import { EdgeNode } from './server.js';
+import { EdgeNode, EdgeStartError } from './server.js';
 import { Logger, type LogLevel } from './log.js';
 import { connectNodeDevice } from './device/node.js';
 import { deviceFlags, deviceSettings, fail, list, num, parseIceServers, targetCost } from './flags.js';
-import { isLoopbackHost, issueJoinToken, type AccessConfig } from './access.js';
+import { AccessError, isLoopbackName, issueJoinToken, type AccessConfig } from './access.js';
 
 const L = DEFAULT_EDGE_LIMITS;
 const N = EDGE_NODE_DEFAULTS;
 const MiB = 1024 * 1024;
+const S = SCORE_LIMITS;
 
 /** The help text; every default and range in it comes from the settings home. */
 export const HELP = `dssd — lossless device–edge LLM inference by Distributed Split Speculative Decoding
@@ -39,6 +41,7 @@ Usage:
                                        hostile input: mutated frames in-process and over a data channel
   dssd load [--devices N] [--tokens T] [--json]
                                        N concurrent devices against an edge of its own (default 16)
+  dssd drill [--tokens T]              attacks on an edge of its own while a greedy device runs; one JSON line
 
 serve options:
   --model DIR            target model folder (Hugging Face-style ONNX decoder; default: embedded target)
@@ -61,19 +64,38 @@ serve options:
   --log-level LEVEL      debug|info|warn|error|silent (default info)
 
 access (devices pass the credential as --token, the page's ?token=, or the widget's token attribute):
-  --secret S             shared secret every device must present ($DSSD_SECRET)
+  --secret S             shared secret every device must present, >= ${N.minSecretLength} chars ($DSSD_SECRET)
   --token-key KEY        accept signed, expiring join tokens made with KEY (>= 16 chars; $DSSD_TOKEN_KEY); issue
                            them with 'dssd token --key KEY --ttl 600', or from your backend via POST /token
-  --issuer-secret S      enables POST /token?ttl=S on this edge for 'Authorization: Bearer S' ($DSSD_ISSUER_SECRET)
+  --issuer-secret S      enables POST /token?ttl=S on this edge for 'Authorization: Bearer S' ($DSSD_ISSUER_SECRET);
+                           ${N.issuerFailuresPerMinute} failed guesses per minute per address, then 429
+  --single-use-tokens    a signed join token admits one session (nonce remembered until expiry, per edge node);
+                           a reconnect may reuse it to resume its own session (default ${N.singleUseTokens ? 'on' : 'off'})
   --allow-origin LIST    web origins (scheme://host[:port], comma-separated, or *) whose pages may embed the widget
-                           and signal; the edge's own pages and localhost pages always may
+                           and signal; the edge's public origins and localhost pages always may
+  --public-origin LIST   this edge's own origins (scheme://host[:port]): the Host names it answers besides
+                           loopback names and IP literals (DNS rebinding guard; default: none)
+  --metrics-token T      bearer token for /metrics and the full /healthz ($DSSD_METRICS_TOKEN; default: the
+                           join credential when one is set, else open); /healthz always answers {ok}
   --insecure-open        bind beyond localhost without any credential (anyone who reaches the port may join)
 
 limits (each refusal is a typed error frame, counted in /metrics as dssd_errors_total{code}):
   --max-prompt N         tokens in one turn (default ${L.maxPromptTokens})       --max-new-tokens N  per turn (default ${L.maxNewTokens})
   --max-frame-bytes N    largest reassembled frame (default ${L.maxFrameBytes / MiB} MiB)
   --max-rounds N         verify rounds per second per session (default ${L.maxRoundsPerSecond})
-  --idle-timeout S       close sessions silent for S seconds (default ${N.idleTimeoutS})
+  --max-pending N        WebRTC handshakes at once, counted against --max-sessions (default ${N.maxPending})
+  --max-held N           dropped sessions held for resume, KV cache included; oldest evicted (default ${N.maxHeld})
+  --hello-timeout S      a peer must say hello S seconds after its channel opens (default ${N.helloTimeoutS})
+  --idle-timeout S       close sessions with no progress (pings do not count) for S seconds (default ${N.idleTimeoutS})
+  --partial-frame-timeout S  a partial frame must complete within S seconds (default ${N.partialFrameTimeoutS}); one
+                           partial frame per session; frames above the session's largest legal frame are refused
+                           (before hello: ${N.preHelloMaxFrameBytes / 1024} KiB)
+  --reassembly-budget-mb N   partial-frame memory edge-wide (default ${N.reassemblyBudgetBytes / MiB} MiB)
+  --max-peer-errors N    error frames a peer may draw per ${N.errorLogIntervalS} s before it is disconnected (default ${N.maxPeerErrors});
+                           beyond ${N.errorLogBurst} per code the log samples them, one line per ${N.errorLogIntervalS} s
+  --joins-per-second N   joins per second per client address, burst 2N (default ${N.joinsPerSecond})
+  --score-queue N        POST /score requests running or waiting, more get 503 (default ${S.maxQueued}); each at most
+                           ${S.maxBodyBytes / MiB} MiB and ${S.maxContexts} contexts of tokens
   --resume-hold S        keep a dropped session's KV cache S seconds for its device to resume (default ${N.resumeHoldS})
 
 generate / fidelity options:
@@ -83,6 +105,7 @@ generate / fidelity options:
   --draft DIR            draft model folder (default: embedded draft)
   --token T              join credential
   --json                 print one JSON object as the last line
+  --draft-ms A           EMULATION: pad each drafted token to A ms (a browser draft's cost)
   --plant-bug no-max     [fidelity only] a residual without max(0,·), to show the test catches it
 ${settingsHelp(SETTING_SPECS.map((s) => s.key))}
 `;
@@ -116,6 +139,17 @@ async function serve(argv: string[]): Promise<void> {
       'max-rounds': { type: 'string' },
       'idle-timeout': { type: 'string' },
       'resume-hold': { type: 'string' },
+      'max-pending': { type: 'string' },
+      'max-held': { type: 'string' },
+      'hello-timeout': { type: 'string' },
+      'partial-frame-timeout': { type: 'string' },
+      'reassembly-budget-mb': { type: 'string' },
+      'joins-per-second': { type: 'string' },
+      'max-peer-errors': { type: 'string' },
+      'score-queue': { type: 'string' },
+      'public-origin': { type: 'string' },
+      'metrics-token': { type: 'string' },
+      'single-use-tokens': { type: 'boolean' },
     },
   });
   const level = (v['log-level'] ?? 'info') as LogLevel;
@@ -145,8 +179,17 @@ async function serve(argv: string[]): Promise<void> {
   if (secret) access.secret = secret;
   if (tokenKey) access.tokenKey = tokenKey;
   if (issuer) access.issuerSecret = issuer;
+  const metricsToken = v['metrics-token'] ?? process.env.DSSD_METRICS_TOKEN;
+  if (metricsToken) access.metricsToken = metricsToken;
+  if (v['single-use-tokens']) access.singleUseTokens = true;
+  const publicOrigins = v['public-origin']
+    ?.split(',')
+    .map((x) => x.trim())
+    .filter(Boolean);
+  if (publicOrigins) access.publicOrigins = publicOrigins;
   const host = v.host ?? N.host;
-  if (!isLoopbackHost(host) && !secret && !tokenKey && !v['insecure-open']) {
+  // Only names the OS itself maps to loopback skip the check ('*.localhost' may resolve anywhere).
+  if (!isLoopbackName(host) && !secret && !tokenKey && !v['insecure-open']) {
     fail(
       `--host ${host} exposes the edge beyond this machine: require a credential with --secret S or ` +
         `--token-key KEY (see 'dssd token'), or pass --insecure-open to allow anyone`,
@@ -162,6 +205,17 @@ async function serve(argv: string[]): Promise<void> {
     allowedOrigins,
     idleTimeoutMs: 1000 * num(v['idle-timeout'], 'idle-timeout', N.idleTimeoutS),
     resumeHoldMs: 1000 * num(v['resume-hold'], 'resume-hold', N.resumeHoldS),
+    maxPending: num(v['max-pending'], 'max-pending', N.maxPending, true),
+    maxHeld: num(v['max-held'], 'max-held', N.maxHeld, true),
+    helloTimeoutMs: 1000 * num(v['hello-timeout'], 'hello-timeout', N.helloTimeoutS),
+    partialFrameTimeoutMs:
+      1000 * num(v['partial-frame-timeout'], 'partial-frame-timeout', N.partialFrameTimeoutS),
+    reassemblyBudgetBytes: Math.round(
+      MiB * num(v['reassembly-budget-mb'], 'reassembly-budget-mb', N.reassemblyBudgetBytes / MiB),
+    ),
+    joinsPerSecond: num(v['joins-per-second'], 'joins-per-second', N.joinsPerSecond),
+    maxPeerErrors: num(v['max-peer-errors'], 'max-peer-errors', N.maxPeerErrors, true),
+    score: { maxQueued: num(v['score-queue'], 'score-queue', S.maxQueued, true) },
     modelDir: v.model,
     draftDir: v.draft,
     port: num(v.port ?? process.env.PORT, 'port', N.port, true),
@@ -190,12 +244,13 @@ async function serve(argv: string[]): Promise<void> {
 async function generate(argv: string[]): Promise<void> {
   const { values: v } = parseArgs({ args: argv, options: deviceFlags });
   if (v.prompt === undefined) fail('--prompt is required');
-  const { settings, adaptiveGamma, maxTokens } = deviceSettings(v);
+  const { settings, adaptiveGamma, maxTokens, draftCostMs } = deviceSettings(v);
   const dev = await connectNodeDevice({
     edge: v.edge ?? `http://localhost:${N.port}`,
     settings,
     draftDir: v.draft,
     adaptiveGamma,
+    draftCostMs,
     token: v.token,
   });
   const tok = dev.draft.tokenizer;
@@ -233,6 +288,7 @@ async function generate(argv: string[]): Promise<void> {
       llmForwardPasses: s.llmForwardPasses,
       tokensPerSecond: s.tokensPerSecond,
       generatedTokens: s.generatedTokens,
+      wastedDrafts: s.wastedDrafts,
       draftMs: s.draftMs,
       waitMs: s.waitMs,
       gammas: s.gammas,
@@ -273,6 +329,9 @@ export async function main(argv: string[]): Promise<void> {
       case 'load':
         await (await import('./drills/load.js')).loadCommand(rest);
         return exitSoon();
+      case 'drill':
+        await (await import('./drills/attack.js')).drillCommand(rest);
+        return exitSoon();
       case 'token': {
         const { values: v } = parseArgs({
           args: rest,
@@ -294,6 +353,11 @@ export async function main(argv: string[]): Promise<void> {
         fail(`unknown command '${cmd}'`);
     }
   } catch (e) {
+    // Start failures (a busy port, a short secret) are one line and exit 1, not a stack trace.
+    if (e instanceof EdgeStartError || e instanceof AccessError) {
+      process.stderr.write(`dssd: ${e.message}\n`);
+      process.exit(1);
+    }
     if (e instanceof ProtocolError) fail(`${e.remote ? 'the edge said: ' : ''}${e.message} [${e.code}]`);
     if (
       e instanceof TypeError &&

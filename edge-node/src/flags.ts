@@ -47,7 +47,14 @@ export function parseIceServers(v: string | undefined): RTCIceServer[] {
 
 /** The settings flags (from the settings home) and the device commands' own flags. */
 export const deviceFlags = {
-  ...Object.fromEntries(SETTING_SPECS.map((s) => [s.flag, { type: 'string' as const }])),
+  // Switches (`--pipeline`) stand alone; every other setting takes a value.
+  ...Object.fromEntries(
+    SETTING_SPECS.map((s) => [
+      s.flag,
+      { type: s.kind === 'bool' ? ('boolean' as const) : ('string' as const) },
+    ]),
+  ),
+  'draft-ms': { type: 'string' },
   edge: { type: 'string' },
   prompt: { type: 'string' },
   tokens: { type: 'string' },
@@ -61,12 +68,17 @@ export const deviceFlags = {
 /** Device settings from the flags; every bad value is named (all-or-nothing). */
 export function deviceSettings(v: Record<string, string | boolean | undefined>) {
   const flags = Object.fromEntries(
-    SETTING_SPECS.map((s) => [s.flag, v[s.flag] as string | undefined]).filter(([, x]) => x !== undefined),
+    SETTING_SPECS.map((s) => [
+      s.flag,
+      typeof v[s.flag] === 'boolean' ? (v[s.flag] ? '1' : '0') : v[s.flag],
+    ]).filter(([, x]) => x !== undefined),
   );
   const { settings: user, errors } = parseSettings(flags, { names: 'flag' });
   if (errors.length) fail(errors.map((e) => `--${e.message}`).join('; '));
+  const draftMs = v['draft-ms'] === undefined ? 0 : num(v['draft-ms'] as string, 'draft-ms', 0);
+  if (draftMs < 0) fail('--draft-ms must be >= 0');
   try {
-    return { ...toSessionSettings(user), maxTokens: user.maxTokens };
+    return { ...toSessionSettings(user), maxTokens: user.maxTokens, draftCostMs: draftMs };
   } catch (e) {
     return fail((e as Error).message);
   }

@@ -1,4 +1,4 @@
-export { EdgeNode, DEFAULT_WEB_ROOT } from './server.js';
+export { EdgeNode, EdgeStartError, DEFAULT_WEB_ROOT } from './server.js';
 export type { EdgeNodeOptions } from './server.js';
 export { connectNodeDevice, nodeWrtc } from './device/node.js';
 export type { NodeDevice, NodeDeviceOptions } from './device/node.js';

@@ -65,7 +65,16 @@ export class EdgeMetrics {
     this.bytesDown += bytes.down;
   }
 
-  render(live: { m: EdgeSessionMetrics; up: number; down: number }[]): string {
+  render(
+    live: { m: EdgeSessionMetrics; up: number; down: number }[],
+    gauges: {
+      pending: number;
+      held: number;
+      reassemblyBytes: number;
+      scoreQueued: number;
+      logSuppressed: number;
+    } = { pending: 0, held: 0, reassemblyBytes: 0, scoreQueued: 0, logSuppressed: 0 },
+  ): string {
     const t = { ...this.closed };
     const sp = { ...this.closedSpec, perPos: [...this.closedSpec.perPos] };
     let up = this.bytesUp;
@@ -84,10 +93,28 @@ export class EdgeMetrics {
       down += d;
     }
     const lines: string[] = [];
-    const counter = (name: string, help: string, v: number) =>
-      lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} counter`, `${name} ${v}`);
-    lines.push('# HELP dssd_sessions_active Sessions connected now.', '# TYPE dssd_sessions_active gauge');
-    lines.push(`dssd_sessions_active ${live.length}`);
+    const series = (type: 'counter' | 'gauge') => (name: string, help: string, v: number) =>
+      lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`, `${name} ${v}`);
+    const counter = series('counter');
+    const gauge = series('gauge');
+    gauge('dssd_sessions_active', 'Sessions connected now.', live.length);
+    gauge(
+      'dssd_sessions_pending',
+      'WebRTC handshakes in progress (each holds a session slot).',
+      gauges.pending,
+    );
+    gauge('dssd_sessions_held', 'Sessions held for a resume after their connection dropped.', gauges.held);
+    gauge(
+      'dssd_reassembly_bytes',
+      'Memory held for partially received frames, edge-wide.',
+      gauges.reassemblyBytes,
+    );
+    gauge('dssd_score_queued', '/score requests running or waiting.', gauges.scoreQueued);
+    counter(
+      'dssd_log_suppressed_total',
+      'Per-peer error log lines suppressed by sampling (every error is still counted).',
+      gauges.logSuppressed,
+    );
     counter('dssd_sessions_total', 'Sessions started.', this.sessionsTotal);
     counter('dssd_sessions_refused_total', 'Sessions refused (limits, access).', this.sessionsRefused);
     counter('dssd_rounds_total', 'Draft-verify rounds.', t.rounds);

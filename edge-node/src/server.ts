@@ -8,12 +8,16 @@ import https from 'node:https';
 import path from 'node:path';
 import { createRequire } from 'node:module';
 import { randomInt } from 'node:crypto';
+import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import { WebSocketServer } from 'ws';
 import { processLogits, validateSamplingParams, type RoundRules, type SamplingParams } from '@dssd/kernel';
 import { DEFAULT_MODEL_DIRS, loadNodeModel } from '@dssd/models/node';
 import type { LanguageModel, ModelSession } from '@dssd/models';
+import { ReassemblyBudget } from '@dssd/codec';
 import {
   EDGE_NODE_DEFAULTS,
+  SCORE_LIMITS,
+  maxUplinkFrameBytes,
   EdgeSession,
   FrameTransport,
   ProtocolError,
@@ -26,7 +30,7 @@ import {
   type TargetCost,
 } from '@dssd/protocol';
 import { acceptPeer } from './signaling.js';
-import { AccessPolicy, issueJoinToken, type AccessConfig } from './access.js';
+import { AccessPolicy, KeyedRate, issueJoinToken, type AccessConfig } from './access.js';
 import { EdgeMetrics } from './metrics.js';
 import { Logger } from './log.js';
 
@@ -55,6 +59,22 @@ export interface EdgeNodeOptions {
   idleTimeoutMs?: number;
   /** How long a session whose connection dropped is kept, KV cache included, for its device to resume (60 s). */
   resumeHoldMs?: number;
+  /** WebRTC handshakes in progress at once (EDGE_NODE_DEFAULTS.maxPending); they count against maxSessions too. */
+  maxPending?: number;
+  /** Sessions held for a resume at once (EDGE_NODE_DEFAULTS.maxHeld). */
+  maxHeld?: number;
+  /** A peer must say hello this long after its channel opened (EDGE_NODE_DEFAULTS.helloTimeoutS). */
+  helloTimeoutMs?: number;
+  /** A partial frame must complete this long after its first chunk (EDGE_NODE_DEFAULTS.partialFrameTimeoutS). */
+  partialFrameTimeoutMs?: number;
+  /** Bytes of partial frames held edge-wide (EDGE_NODE_DEFAULTS.reassemblyBudgetBytes). */
+  reassemblyBudgetBytes?: number;
+  /** Error frames a peer may draw per errorLogIntervalS before it is disconnected (EDGE_NODE_DEFAULTS.maxPeerErrors). */
+  maxPeerErrors?: number;
+  /** Joins per second per client address (EDGE_NODE_DEFAULTS.joinsPerSecond). */
+  joinsPerSecond?: number;
+  /** /score bounds (SCORE_LIMITS). */
+  score?: Partial<Record<keyof typeof SCORE_LIMITS, number>>;
   iceServers?: RTCIceServer[];
   tls?: { cert: string; key: string };
   log?: Logger;
@@ -70,6 +90,76 @@ interface Live {
   edge: EdgeSession;
   transport: FrameTransport;
   target: ModelSession | null;
+}
+
+/** Why the edge could not start (a busy port, a bad address), for a one-line message. */
+export class EdgeStartError extends Error {
+  override readonly name = 'EdgeStartError';
+  constructor(
+    readonly code: string,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+/** A /score request the client gave up on. */
+class ScoreCancelled extends Error {
+  override readonly name = 'ScoreCancelled';
+}
+
+/** What the page needs from each static folder; build output (maps, .d.ts, tests, tsbuildinfo) is never served. */
+const STATIC_ALLOW: Record<string, RegExp> = {
+  '/ort/': /^ort-wasm[\w.-]*\.(?:wasm|mjs)$/,
+  '/models/draft/': /^(?:[\w.-]+\.json|onnx\/[\w.-]+\.onnx(?:_data(?:_\d+)?|\.data)?)$/,
+  '/': /^[\w-]+\.(?:html|js|css|svg|png|ico)$/,
+};
+
+/**
+ * Per-peer error logging: the first few errors of each code are logged in full, then one line per interval
+ * with the count suppressed, so a peer sending garbage cannot flood the log (every error is still counted).
+ */
+class ErrorLogSampler {
+  private readonly seen = new Map<string, { n: number; at: number; suppressed: number }>();
+  suppressedTotal = 0;
+  constructor(
+    private readonly burst: number,
+    private readonly intervalMs: number,
+  ) {}
+  /** Errors of one session in the current window, for the disconnect limit. */
+  private readonly windows = new Map<number, { n: number; at: number }>();
+
+  /** Counts an error of `session`; true once it drew more than `max` within the interval. */
+  overLimit(session: number, max: number): boolean {
+    const now = performance.now();
+    let w = this.windows.get(session);
+    if (!w || now - w.at > this.intervalMs) this.windows.set(session, (w = { n: 0, at: now }));
+    return ++w.n > max;
+  }
+
+  /** Returns the number of suppressed errors to report with this line, or null to skip logging it. */
+  admit(session: number, code: string): number | null {
+    const key = `${session}:${code}`;
+    const now = performance.now();
+    const e = this.seen.get(key) ?? { n: 0, at: 0, suppressed: 0 };
+    this.seen.set(key, e);
+    e.n++;
+    if (e.n <= this.burst) return 0;
+    if (now - e.at >= this.intervalMs) {
+      const s = e.suppressed;
+      e.suppressed = 0;
+      e.at = now;
+      return s;
+    }
+    e.suppressed++;
+    this.suppressedTotal++;
+    return null;
+  }
+  forget(session: number): void {
+    this.windows.delete(session);
+    for (const k of this.seen.keys()) if (k.startsWith(`${session}:`)) this.seen.delete(k);
+  }
 }
 
 const TYPES: Record<string, string> = {
@@ -90,7 +180,15 @@ export class EdgeNode {
   readonly metrics = new EdgeMetrics();
   readonly sessions = new Map<number, Live>();
   url = '';
-  private nextId = 1;
+  /** WebRTC handshakes in progress (each holds a reserved session slot). */
+  pending = 0;
+  private readonly budget: ReassemblyBudget;
+  private readonly joins: KeyedRate;
+  private readonly issuerGuesses: KeyedRate;
+  private readonly errorLog: ErrorLogSampler;
+  /** /score requests running or waiting, and target passes running for live sessions. */
+  private scoreQueued = 0;
+  private sessionPasses = 0;
   private server!: http.Server | https.Server;
   private wss!: WebSocketServer;
   private readonly statics: [string, string][];
@@ -108,9 +206,17 @@ export class EdgeNode {
     this.log = opts.log ?? new Logger('info');
     // Signaling origins: the edge's own, loopback pages, and the widget allow-list ('*': any).
     this.access = new AccessPolicy({ ...opts.access, allowedOrigins: opts.allowedOrigins });
-    this.table = new SessionTable(opts.resumeHoldMs ?? EDGE_NODE_DEFAULTS.resumeHoldS * 1000, (t) =>
-      (t as ModelSession).dispose(),
+    const N = EDGE_NODE_DEFAULTS;
+    this.table = new SessionTable(
+      opts.resumeHoldMs ?? N.resumeHoldS * 1000,
+      (t) => (t as ModelSession).dispose(),
+      opts.maxHeld ?? N.maxHeld,
     );
+    this.budget = new ReassemblyBudget(opts.reassemblyBudgetBytes ?? N.reassemblyBudgetBytes);
+    const jps = opts.joinsPerSecond ?? N.joinsPerSecond;
+    this.joins = new KeyedRate(jps, 2 * jps);
+    this.issuerGuesses = new KeyedRate(N.issuerFailuresPerMinute / 60, N.issuerFailuresPerMinute);
+    this.errorLog = new ErrorLogSampler(N.errorLogBurst, N.errorLogIntervalS * 1000);
     this.statics = [
       ['/ort/', path.dirname(require.resolve('onnxruntime-web'))],
       ['/models/draft/', opts.draftDir ?? DEFAULT_MODEL_DIRS.draft],
@@ -142,12 +248,25 @@ export class EdgeNode {
       : http.createServer(handler);
     this.wss = new WebSocketServer({ server: this.server, path: '/signal', maxPayload: 256 * 1024 });
     this.wss.on('connection', (ws, req) => void this.onSignal(ws, req));
+    // ws re-emits the HTTP server's errors; unhandled, a busy port would crash with a stack trace.
+    this.wss.on('error', () => undefined);
+    const port = o.port ?? EDGE_NODE_DEFAULTS.port;
+    const bind = o.host ?? EDGE_NODE_DEFAULTS.host;
     await new Promise<void>((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen(o.port ?? EDGE_NODE_DEFAULTS.port, o.host ?? EDGE_NODE_DEFAULTS.host, () =>
-        resolve(),
-      );
+      this.server.once('error', (e: NodeJS.ErrnoException) => {
+        const why =
+          e.code === 'EADDRINUSE'
+            ? `port ${port} on ${bind} is already in use`
+            : e.code === 'EADDRNOTAVAIL' || e.code === 'ENOTFOUND'
+              ? `cannot bind to ${bind}: no such local address`
+              : e.code === 'EACCES'
+                ? `no permission to listen on port ${port}`
+                : `cannot listen on ${bind}:${port}: ${e.message}`;
+        reject(new EdgeStartError(e.code ?? 'Listen', why, { cause: e }));
+      });
+      this.server.listen(port, bind, () => resolve());
     });
+    this.server.on('error', (e) => this.log.error('server error', { error: e.message }));
     const addr = this.server.address() as { port: number; address: string };
     const host =
       addr.address === '127.0.0.1' ||
@@ -157,36 +276,75 @@ export class EdgeNode {
         ? 'localhost'
         : addr.address;
     this.url = `${o.tls ? 'https' : 'http'}://${host}:${addr.port}`;
-    const idleMs = o.idleTimeoutMs ?? EDGE_NODE_DEFAULTS.idleTimeoutS * 1000;
-    this.idleSweep = setInterval(() => this.expireIdle(idleMs), Math.min(1000, idleMs / 4));
+    const N = EDGE_NODE_DEFAULTS;
+    const idleMs = o.idleTimeoutMs ?? N.idleTimeoutS * 1000;
+    const helloMs = o.helloTimeoutMs ?? N.helloTimeoutS * 1000;
+    const partialMs = o.partialFrameTimeoutMs ?? N.partialFrameTimeoutS * 1000;
+    const tick = Math.max(50, Math.min(1000, idleMs / 4, helloMs / 4, partialMs / 4));
+    this.idleSweep = setInterval(() => this.expireIdle(idleMs, helloMs, partialMs), tick);
     this.idleSweep.unref();
   }
 
-  private expireIdle(idleMs: number): void {
+  private expireIdle(idleMs: number, helloMs: number, partialMs: number): void {
     const now = performance.now();
     for (const l of this.sessions.values()) {
-      if (now - l.edge.lastActivity <= idleMs || l.edge.isClosed) continue;
+      if (l.edge.isClosed) continue;
+      // A partial frame has its own deadline: its memory is not held until the idle timeout.
+      if (l.transport.expirePartial(partialMs) > 0) this.metrics.countError('PartialFrameTimeout');
+      const silent = !l.edge.settings && now - l.edge.openedAt > helloMs;
+      if (!silent && now - l.edge.lastActivity <= idleMs) continue;
       void l.edge
         .expire(
           ProtocolErrorCode.Timeout,
-          `no frame for ${Math.round(idleMs / 1000)} s: the session is closed`,
+          silent
+            ? `no hello within ${Math.round(helloMs / 1000)} s of the channel opening: the session is closed`
+            : `no progress for ${Math.round(idleMs / 1000)} s: the session is closed`,
         )
         .finally(() => l.transport.close());
     }
   }
 
+  /** A fresh random session id (1..2^32−1), unused by live and held sessions: ids are not sequential. */
+  private newSessionId(): number {
+    for (;;) {
+      const id = randomInt(1, 2 ** 32);
+      if (!this.sessions.has(id) && !this.table.has(id)) return id;
+    }
+  }
+
+  /** Counts target passes of live sessions, so /score passes can wait for them (live sessions keep latency). */
+  private tracked(s: ModelSession): ModelSession {
+    const forward = s.forward.bind(s);
+    s.forward = async (...args: Parameters<ModelSession['forward']>) => {
+      this.sessionPasses++;
+      try {
+        return await forward(...args);
+      } finally {
+        this.sessionPasses--;
+      }
+    };
+    return s;
+  }
+
   /** Refuses a signaling socket before any WebRTC work, with a typed error the device shows. */
-  private refuse(ws: import('ws').WebSocket, code: ProtocolErrorCode, message: string): void {
+  private refuse(ws: import('ws').WebSocket, code: ProtocolErrorCode, message: string, close = 1008): void {
     this.metrics.sessionsRefused++;
     this.metrics.countError(code);
     ws.send(JSON.stringify({ type: 'error', code, message }));
-    ws.close(1008);
+    ws.close(close);
   }
 
   private async onSignal(ws: import('ws').WebSocket, req: http.IncomingMessage): Promise<void> {
     const origin = req.headers.origin;
-    const self = `${this.opts.tls ? 'https' : 'http'}://${req.headers.host ?? ''}`;
-    if (!this.access.originAllowed(origin, self)) {
+    if (!this.access.hostAllowed(req.headers.host)) {
+      this.log.warn('signaling refused: host not served', { host: req.headers.host });
+      return this.refuse(
+        ws,
+        ProtocolErrorCode.Unauthorized,
+        `this edge does not answer for host ${req.headers.host}; the operator names it with --public-origin`,
+      );
+    }
+    if (!this.access.originAllowed(origin, req.headers.host)) {
       this.log.warn('signaling refused: origin not allowed', { origin });
       return this.refuse(
         ws,
@@ -194,27 +352,40 @@ export class EdgeNode {
         `pages from ${origin} may not use this edge; the operator allows origins with --allow-origin`,
       );
     }
-    const max = this.opts.maxSessions ?? EDGE_NODE_DEFAULTS.maxSessions;
-    if (this.sessions.size >= max) {
-      this.metrics.sessionsRefused++;
-      this.metrics.countError(ProtocolErrorCode.TooManySessions);
-      ws.send(
-        JSON.stringify({
-          type: 'error',
-          code: ProtocolErrorCode.TooManySessions,
-          message: `this edge is serving its maximum of ${max} sessions; try again later`,
-        }),
+    if (!this.joins.take(req.socket.remoteAddress ?? '')) {
+      return this.refuse(
+        ws,
+        ProtocolErrorCode.RateLimited,
+        'too many joins from this address; try again shortly',
       );
-      ws.close();
-      return;
     }
+    const max = this.opts.maxSessions ?? EDGE_NODE_DEFAULTS.maxSessions;
+    const maxPending = this.opts.maxPending ?? EDGE_NODE_DEFAULTS.maxPending;
+    // The slot is reserved here, synchronously, before the awaited handshake: concurrent joins cannot overshoot.
+    if (this.sessions.size + this.pending >= max || this.pending >= maxPending) {
+      const busy = this.pending >= maxPending;
+      return this.refuse(
+        ws,
+        ProtocolErrorCode.TooManySessions,
+        busy
+          ? `this edge has ${maxPending} connections being set up; try again shortly`
+          : `this edge is serving its maximum of ${max} sessions; try again later`,
+        1000,
+      );
+    }
+    this.pending++;
     let channel;
+    let admission: ReturnType<AccessPolicy['admit']> = { spent: false };
     try {
       channel = await acceptPeer(ws, {
         wrtc: require('@roamhq/wrtc'),
         iceServers: this.opts.iceServers ?? [],
         timeoutMs: DEVICE_TIMEOUTS.connectMs,
-        authorize: (token) => this.access.check(token),
+        authorize: (token) => {
+          const why = this.access.check(token);
+          if (why === null) admission = this.access.admit(token);
+          return why;
+        },
       });
     } catch (e) {
       if (e instanceof ProtocolError) {
@@ -222,30 +393,69 @@ export class EdgeNode {
         this.metrics.countError(e.code);
       }
       this.log.warn('peer connection failed', { error: (e as Error).message });
+      // A single-use token whose handshake failed is not spent: the device may try again.
+      const failed = admission as ReturnType<AccessPolicy['admit']>;
+      if (!failed.spent && failed.nonce !== undefined) this.access.unadmit(failed.nonce);
       return;
+    } finally {
+      this.pending--;
     }
-    const id = this.nextId++;
+    const id = this.newSessionId();
+    const nonce = admission.nonce;
+    if (nonce !== undefined && !admission.spent) this.access.bindSession(nonce, id);
+    const ceiling = this.opts.limits?.maxFrameBytes ?? DEFAULT_EDGE_LIMITS.maxFrameBytes;
     const transport = new FrameTransport(channel, {
-      maxFrameBytes: this.opts.limits?.maxFrameBytes ?? DEFAULT_EDGE_LIMITS.maxFrameBytes,
+      // Until the hello settles the session's settings, only small frames: a hello is well under this.
+      maxFrameBytes: Math.min(ceiling, EDGE_NODE_DEFAULTS.preHelloMaxFrameBytes),
       maxPendingFrames: EDGE_NODE_DEFAULTS.maxPendingFrames,
+      reassemblyBudget: this.budget,
     });
     const live: Live = { edge: null as unknown as EdgeSession, transport, target: null };
+    const limits = { maxContext: this.model.config.maxContext, ...this.opts.limits };
+    const spentNonce = admission.spent ? nonce : undefined;
     live.edge = new EdgeSession({
       sessionId: id,
       model: this.identity,
-      createTarget: () => (live.target = this.model.createSession()),
+      createTarget: () => (live.target = this.tracked(this.model.createSession())),
+      requireResume: spentNonce === undefined ? undefined : (sid) => this.access.admitted(spentNonce, sid),
+      onSettled: (s) =>
+        transport.setMaxFrameBytes(
+          maxUplinkFrameBytes(s, this.model.config.vocabSize, { ...DEFAULT_EDGE_LIMITS, ...limits }),
+        ),
       secretSeed: randomInt(2 ** 47),
-      limits: { maxContext: this.model.config.maxContext, ...this.opts.limits },
+      limits,
       targetCost: this.opts.targetCost,
       rules: this.opts.rules,
       send: (f) => transport.send(f),
       onError: (code, message) => {
         this.metrics.countError(code);
-        this.log.info('error frame sent', { session: id, code, message });
+        const suppressed = this.errorLog.admit(id, code);
+        if (suppressed !== null)
+          this.log.info('error frame sent', {
+            session: id,
+            code,
+            message,
+            ...(suppressed ? { suppressed } : {}),
+          });
+        // A spent single-use token that did not resume its own session gets nothing more.
+        if (code === ProtocolErrorCode.Unauthorized) setTimeout(() => transport.close(), 50);
+        // A garbage flood costs an error frame per chunk: past the limit the peer is disconnected.
+        if (
+          this.errorLog.overLimit(id, this.opts.maxPeerErrors ?? EDGE_NODE_DEFAULTS.maxPeerErrors) &&
+          !transport.closed
+        ) {
+          this.metrics.countError('PeerErrorLimit');
+          this.log.warn('peer disconnected: too many bad frames', { session: id });
+          live.edge.close();
+          transport.close();
+        }
       },
       onVerify: (ms, kind) => (kind === 'verify' ? this.metrics.verify : this.metrics.arStep).observe(ms),
       resume: async (sid, secret) => {
         const r = await this.table.claim(sid, secret);
+        // A resumed session stays admitted under its token, so a spent single-use token may resume it again.
+        if (typeof r !== 'string' && nonce !== undefined && this.access.admitted(nonce, sid))
+          this.access.bindSession(nonce, id);
         this.log.info('session resume', {
           session: id,
           from: sid,
@@ -265,6 +475,7 @@ export class EdgeNode {
         down: transport.counters.bytesSent,
       });
       this.sessions.delete(id);
+      this.errorLog.forget(id);
       // Held for a resume (then disposed by the table), or disposed now.
       this.table.lost(live.edge);
       this.log.info('session closed', { session: id, rounds: live.edge.metrics.rounds });
@@ -273,17 +484,41 @@ export class EdgeNode {
 
   private async route(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://x');
+    // DNS rebinding: a page on an attacker's name that resolves here sends that name as Host.
+    if (!this.access.hostAllowed(req.headers.host))
+      return json(res, 421, { error: `this edge does not answer for host ${req.headers.host}` });
+    const readOnly = req.method === 'GET' || req.method === 'HEAD';
     if (url.pathname === '/healthz') {
+      if (!readOnly) return json(res, 405, { error: 'GET only' }, { allow: 'GET, HEAD' });
+      // Liveness for anyone; the model and load only for the operator.
+      if (!this.access.metricsAllowed(req.headers.authorization)) return json(res, 200, { ok: true });
       return json(res, 200, { ok: true, model: this.identity, sessions: this.sessions.size });
     }
     if (url.pathname === '/metrics') {
+      if (!readOnly) return json(res, 405, { error: 'GET only' }, { allow: 'GET, HEAD' });
+      if (!this.access.metricsAllowed(req.headers.authorization)) {
+        return json(
+          res,
+          401,
+          { error: 'Authorization: Bearer <metrics token or join credential> required' },
+          { 'www-authenticate': 'Bearer' },
+        );
+      }
       const live = [...this.sessions.values()].map((l) => ({
         m: l.edge.metrics,
         up: l.transport.counters.bytesReceived,
         down: l.transport.counters.bytesSent,
       }));
       res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' });
-      res.end(this.metrics.render(live));
+      res.end(
+        this.metrics.render(live, {
+          pending: this.pending,
+          held: this.table.heldCount,
+          reassemblyBytes: this.budget.used,
+          scoreQueued: this.scoreQueued,
+          logSuppressed: this.errorLog.suppressedTotal,
+        }),
+      );
       return;
     }
     if (url.pathname === '/token') {
@@ -291,7 +526,14 @@ export class EdgeNode {
       if (req.method !== 'POST')
         return json(res, 405, { error: 'POST with Authorization: Bearer <issuer secret>' });
       if (!this.access.config.issuerSecret) return json(res, 404, { error: 'this edge issues no tokens' });
+      const who = req.socket.remoteAddress ?? '';
+      const wait = this.issuerGuesses.retryAfterS(who);
+      if (wait > 0) {
+        this.metrics.countError(ProtocolErrorCode.RateLimited);
+        return json(res, 429, { error: 'too many failed attempts' }, { 'retry-after': String(wait) });
+      }
       if (!this.access.issuerAllowed(req.headers.authorization)) {
+        this.issuerGuesses.take(who); // only failures spend the budget
         this.metrics.countError(ProtocolErrorCode.Unauthorized);
         return json(res, 401, { error: 'the issuer secret was not accepted' });
       }
@@ -302,25 +544,75 @@ export class EdgeNode {
         return json(res, 400, { error: (e as Error).message });
       }
     }
-    if (url.pathname === '/score') {
-      if (req.method !== 'POST') return json(res, 405, { error: 'POST a JSON body' });
-      const body = await readJson(req, 8 * 1024 * 1024).catch((e: Error) => e);
-      if (body instanceof Error) return json(res, 400, { error: body.message });
-      const job = this.scoring.then(() => this.score(body));
-      this.scoring = job.catch(() => undefined);
-      const out = await job.catch((e: Error) => e);
-      if (out instanceof Error) return json(res, 400, { error: out.message });
-      return json(res, 200, out);
-    }
+    if (url.pathname === '/score') return this.scoreRoute(req, res);
     if (req.method !== 'GET' && req.method !== 'HEAD') return json(res, 405, { error: 'method not allowed' });
     return this.serveStatic(url.pathname, res, req.headers.origin);
+  }
+
+  /**
+   * POST /score: behind the join credential, JSON only (a form post from any web page is text/plain), bounded in
+   * size and in queued work, cancelled when the client goes away.
+   */
+  private async scoreRoute(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const lim = { ...SCORE_LIMITS, ...this.opts.score };
+    if (req.method !== 'POST') return json(res, 405, { error: 'POST a JSON body' }, { allow: 'POST' });
+    if (!this.access.bearerAllowed(req.headers.authorization)) {
+      this.metrics.countError(ProtocolErrorCode.Unauthorized);
+      return json(res, 401, { error: 'Authorization: Bearer <join credential> required' });
+    }
+    const type = (req.headers['content-type'] ?? '').split(';')[0].trim().toLowerCase();
+    if (type !== 'application/json')
+      return json(res, 415, { error: 'Content-Type must be application/json' });
+    if (this.scoreQueued >= lim.maxQueued) {
+      return json(
+        res,
+        503,
+        { error: `the scoring queue is full (${lim.maxQueued}); try again later` },
+        { 'retry-after': String(lim.retryAfterS) },
+      );
+    }
+    this.scoreQueued++;
+    const abort = new AbortController();
+    res.on('close', () => {
+      if (!res.writableFinished) abort.abort();
+    });
+    try {
+      const body = await readJson(req, lim.maxBodyBytes).catch((e: Error) => e);
+      if (body instanceof Error) return json(res, 400, { error: body.message });
+      const job = this.scoring.then(() => this.score(body, abort.signal, lim.maxContexts));
+      this.scoring = job.catch(() => undefined);
+      const out = await job.catch((e: Error) => e);
+      if (out instanceof ScoreCancelled) return;
+      if (out instanceof Error) return json(res, 400, { error: out.message });
+      return json(res, 200, out);
+    } finally {
+      this.scoreQueued--;
+    }
+  }
+
+  /**
+   * Waits for a turn for one /score pass: never while a live session's pass runs, and after yielding to the
+   * event loop, so verify passes go first (live sessions keep their latency).
+   */
+  private async scoreTurn(signal: AbortSignal): Promise<void> {
+    for (;;) {
+      if (signal.aborted) throw new ScoreCancelled('the client went away');
+      await yieldToLoop();
+      if (this.sessionPasses === 0) return;
+      await new Promise((r) => setTimeout(r, 1));
+    }
   }
 
   /**
    * The target's exact processed probabilities along given continuations of a prompt (the fidelity check's
    * reference): for each continuation and position, P(< token) and P(token) under the processed P.
    */
-  private async score(body: unknown): Promise<{ first: number[]; scores: [number, number][][] }> {
+  private async score(
+    body: unknown,
+    signal: AbortSignal,
+    maxContexts: number,
+  ): Promise<{ first: number[]; scores: [number, number][][] }> {
+    if (signal.aborted) throw new ScoreCancelled('the client went away');
     if (typeof body !== 'object' || body === null) throw new Error('body must be an object');
     const b = body as { prompt?: unknown; continuations?: unknown; sampling?: unknown };
     const V = this.model.config.vocabSize;
@@ -339,14 +631,20 @@ export class EdgeNode {
     const maxLen = Math.max(0, ...conts.map((c) => c.length));
     if (prompt.length + maxLen > this.model.config.maxContext)
       throw new Error('prompt + continuation exceed the context');
+    const total = conts.reduce((n, c) => n + c.length, prompt.length);
+    const cap = maxContexts * this.model.config.maxContext;
+    if (total > cap)
+      throw new Error(`at most ${cap} tokens per request (${maxContexts} contexts), got ${total}`);
     const s = this.model.createSession();
     try {
+      await this.scoreTurn(signal);
       const rows = await s.forward(prompt);
       const first = processLogits(rows[rows.length - 1], sampling);
       const scores: [number, number][][] = [];
       for (const c of conts) {
         const dists = [first];
         if (c.length > 1) {
+          await this.scoreTurn(signal);
           const more = await s.forward(c.slice(0, -1));
           for (const r of more) dists.push(processLogits(r, sampling));
           s.truncate(prompt.length);
@@ -378,6 +676,7 @@ export class EdgeNode {
       if (!decoded.startsWith(prefix)) continue;
       let rel = decoded.slice(prefix.length);
       if (rel === '' || rel.endsWith('/')) rel += 'index.html';
+      if (!STATIC_ALLOW[prefix].test(rel)) break; // only what the page needs
       const file = path.resolve(dir, rel);
       if (!file.startsWith(path.resolve(dir) + path.sep)) break; // no way out of the folder
       let st: fs.Stats;
@@ -448,8 +747,13 @@ export class EdgeNode {
   }
 }
 
-function json(res: http.ServerResponse, status: number, body: unknown): void {
-  res.writeHead(status, { 'content-type': 'application/json' });
+function json(
+  res: http.ServerResponse,
+  status: number,
+  body: unknown,
+  headers: Record<string, string> = {},
+): void {
+  res.writeHead(status, { 'content-type': 'application/json', ...headers });
   res.end(JSON.stringify(body));
 }
 

@@ -5,6 +5,7 @@ import {
   DEFAULT_EDGE_LIMITS,
   EDGE_NODE_DEFAULTS,
   GAMMA,
+  SCORE_LIMITS,
   SETTING_SPECS,
   TARGET_COST_PRESETS,
 } from '@dssd/protocol';
@@ -24,4 +25,23 @@ test('dssd --help states the settings home’s flags, ranges and defaults', () =
   assert.match(HELP, new RegExp(`--max-sessions N .*default ${EDGE_NODE_DEFAULTS.maxSessions}\\)`));
   assert.match(HELP, new RegExp(`--codecs LIST .*default ${DEFAULT_EDGE_LIMITS.allowedCodecs.join(',')}\\)`));
   for (const name of Object.keys(TARGET_COST_PRESETS)) assert.match(HELP, new RegExp(name));
+  // The hardening limits: each flag with its default from the settings home.
+  const N = EDGE_NODE_DEFAULTS;
+  const MiB = 1024 * 1024;
+  for (const [flag, dflt] of [
+    ['max-pending N', N.maxPending],
+    ['max-held N', N.maxHeld],
+    ['hello-timeout S', N.helloTimeoutS],
+    ['partial-frame-timeout S', N.partialFrameTimeoutS],
+    ['reassembly-budget-mb N', N.reassemblyBudgetBytes / MiB],
+    ['joins-per-second N', N.joinsPerSecond],
+    ['max-peer-errors N', N.maxPeerErrors],
+    ['score-queue N', SCORE_LIMITS.maxQueued],
+  ] as const)
+    assert.match(HELP, new RegExp(`--${flag} .*\\(default ${dflt}\\b`), flag);
+  assert.match(HELP, new RegExp(`--secret S .*>= ${N.minSecretLength} chars`));
+  assert.match(HELP, new RegExp(`before hello: ${N.preHelloMaxFrameBytes / 1024} KiB`));
+  assert.match(HELP, new RegExp(`${N.issuerFailuresPerMinute} failed guesses per minute`));
+  for (const flag of ['--public-origin', '--metrics-token', '--single-use-tokens'])
+    assert.match(HELP, new RegExp(flag));
 });

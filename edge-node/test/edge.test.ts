@@ -64,7 +64,7 @@ async function margin(prefix: number[]): Promise<number> {
   }
 }
 
-test('greedy: dssd (every exact codec) and dsd produce text identical to ar for 20 prompts', async () => {
+test('greedy: dssd (every exact codec, serial and pipelined) and dsd produce text identical to ar for 20 prompts', async () => {
   const greedy = { temperature: 0, topK: 0, topP: 1 };
   const configs: DeviceOptions['settings'][] = [
     { mode: 'dsd', gamma: 4, sampling: greedy },
@@ -72,6 +72,8 @@ test('greedy: dssd (every exact codec) and dsd produce text identical to ar for 
     { mode: 'dssd', gamma: 3, codec: 'f32', sampling: greedy },
     { mode: 'dssd', gamma: 5, codec: 'sparse', sampling: greedy },
     { mode: 'dssd', gamma: 4, codec: 'candidates', sampling: greedy },
+    { mode: 'dssd', gamma: 4, codec: 'auto', pipeline: true, sampling: greedy },
+    { mode: 'dssd', gamma: 3, codec: 'candidates', pipeline: true, window: 9, sampling: greedy },
   ];
   let mismatches = 0;
   for (const prompt of PROMPTS) {
@@ -82,7 +84,7 @@ test('greedy: dssd (every exact codec) and dsd produce text identical to ar for 
         const k = got.findIndex((t, i) => t !== ref[i]);
         const m = await margin([...draft.tokenizer.encode(prompt), ...ref.slice(0, k)]);
         console.log(
-          `mismatch: ${s.mode}/${s.codec} "${prompt}" at token ${k}, target top-2 logit margin ${m}`,
+          `mismatch: ${s.mode}/${s.codec}${s.pipeline ? ' pipelined' : ''} "${prompt}" at token ${k}, target top-2 logit margin ${m}`,
         );
         mismatches++;
       }
@@ -136,6 +138,9 @@ test('fidelity: every exact codec passes at temperature 1 and top-k 10; planted 
     const d = await fid({ mode: 'dsd', sampling });
     rows.push(`dsd top-k ${sampling.topK}: p = ${d.pValue.toPrecision(3)}`);
     assert.ok(d.pValue > ALPHA, rows[rows.length - 1]);
+    const pl = await fid({ mode: 'dssd', codec: 'auto', pipeline: true, gamma: 2, sampling });
+    rows.push(`dssd/auto pipelined top-k ${sampling.topK}: p = ${pl.pValue.toPrecision(3)}`);
+    assert.ok(pl.pValue > ALPHA, rows[rows.length - 1]);
   }
   // f16 is near-lossless: reported, not asserted.
   const f16 = await fid({ mode: 'dssd', codec: 'f16', sampling: t1 });

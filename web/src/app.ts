@@ -62,6 +62,7 @@ const FIELDS: { key: SettingKey; label: string }[] = [
   { key: 'topP', label: 'top-p' },
   { key: 'seed', label: 'seed (empty = secret)' },
   { key: 'maxTokens', label: 'max new tokens' },
+  { key: 'pipeline', label: 'pipelined drafting (dssd)' },
 ];
 const LABEL = Object.fromEntries(FIELDS.map((f) => [f.key, f.label])) as Record<string, string>;
 

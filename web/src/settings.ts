@@ -81,6 +81,7 @@ export function settingsFromQuery(search: string, base?: UiSettings): UiSettings
 export function describeSettings(s: UiSettings): string {
   const parts: string[] = [s.mode];
   if (s.mode !== 'ar') parts.push(`γ ${s.gamma}`, `codec ${s.codec}`);
+  if (s.pipeline && s.mode === 'dssd') parts.push('pipelined');
   parts.push(`temperature ${s.temperature}`);
   if (s.topK > 0) parts.push(`top-k ${s.topK}`);
   if (s.topP < 1) parts.push(`top-p ${s.topP}`);
@@ -115,6 +116,7 @@ export function fieldControl(
   spec: SettingSpec,
 ): { options: string[] } | { min?: string; max?: string; step: string } {
   if (spec.kind === 'choice') return { options: [...spec.choices!] };
+  if (spec.kind === 'bool') return { options: ['false', 'true'] };
   if (spec.auto && spec.max! - spec.min! <= 64) {
     return {
       options: [

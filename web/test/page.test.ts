@@ -44,6 +44,8 @@ test('settings: the issue’s example query, round trip, and errors', () => {
     dsdPrecision: 'f32',
     topK: 20,
     candidates: 'auto',
+    pipeline: false,
+    window: 0,
     seed: 1,
   });
   // γ auto: the bound adaptive γ starts from, and adaptation on.
@@ -187,6 +189,7 @@ test("the settings form's choices and ranges come from the settings home", () =>
     const spec = SETTING_SPEC[k];
     const c = fieldControl(spec);
     if (spec.kind === 'choice') assert.deepEqual('options' in c && c.options, [...spec.choices!]);
+    else if (spec.kind === 'bool') assert.deepEqual('options' in c && c.options, ['false', 'true']);
     else if ('options' in c) {
       // γ: auto, then every value from the lower to the upper bound.
       assert.equal(c.options[0], 'auto');

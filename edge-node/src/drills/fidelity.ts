@@ -158,6 +158,8 @@ export async function runFidelity(o: {
   samples: number;
   settings: DeviceOptions['settings'];
   draftDir?: string;
+  /** The edge's join credential; /score needs it too whenever the edge has one. */
+  token?: string;
   /** A planted device-side bug, to show that the test catches it. */
   plantedBug?: PlantedBug;
   onProgress?: (done: number, total: number) => void;
@@ -166,6 +168,7 @@ export async function runFidelity(o: {
     edge: o.edge,
     settings: o.settings,
     draftDir: o.draftDir,
+    token: o.token,
     ...(o.plantedBug ? { rules: plantedRules(o.plantedBug) } : {}),
   });
   try {
@@ -184,7 +187,10 @@ export async function runFidelity(o: {
     }
     const res = await fetch(new URL('/score', o.edge.replace(/^ws/, 'http')), {
       method: 'POST',
-      headers: { 'content-type': 'application/json' },
+      headers: {
+        'content-type': 'application/json',
+        ...(o.token ? { authorization: `Bearer ${o.token}` } : {}),
+      },
       body: JSON.stringify({ prompt: ids, continuations: seqs, sampling: dev.session.settings.sampling }),
     });
     const body = (await res.json()) as { first: number[]; scores: [number, number][][]; error?: string };
@@ -216,6 +222,7 @@ export async function fidelityCommand(argv: string[]): Promise<void> {
     samples: num(v.samples, 'samples', 1000, true),
     settings,
     draftDir: v.draft,
+    token: v.token,
     ...(bug ? { plantedBug: bug as PlantedBug } : {}),
     onProgress: (d, n) => process.stderr.write(`\r  ${d}/${n} samples`),
   });

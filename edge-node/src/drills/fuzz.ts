@@ -302,8 +302,14 @@ export async function fuzzCommand(argv: string[]): Promise<void> {
       `errors ${JSON.stringify(inproc.errors)}, bad replies ${inproc.badReplies}, well-behaved ` +
       `${inproc.goodExact}/${inproc.goodRuns} exact, heap ${inproc.heapStartMb.toFixed(1)} → ${inproc.heapPeakMb.toFixed(1)} MiB peak`,
   );
-  // Over a real data channel into an edge node, while a well-behaved device keeps generating.
-  const node = await EdgeNode.start({ port: 0, log: new Logger('silent'), maxSessions: 16 });
+  // Over a real data channel into an edge node, while a well-behaved device keeps generating (no disconnect for
+  // errors: the fuzzer sends thousands of bad frames on one session on purpose).
+  const node = await EdgeNode.start({
+    port: 0,
+    log: new Logger('silent'),
+    maxSessions: 16,
+    maxPeerErrors: Infinity,
+  });
   const greedy = { temperature: 0, topK: 0, topP: 1 };
   const prompt = 'The jury said';
   const good = async (mode: 'ar' | 'dssd') => {

@@ -4,7 +4,7 @@
  * prompt's own `ar` reference (edge-only decoding), taken first, one device at a time. Reports rounds/s,
  * p50/p99 round latency (uplink sent → verdict received, measured on the device) and the edge's peak RSS.
  */
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { parseArgs } from 'node:util';
 import { num } from '../flags.js';
 import fs from 'node:fs';
@@ -75,18 +75,31 @@ async function openTimedDevice(url: string, draft: LanguageModel, settings: Devi
   return { ...d, timed: timed! as TimedChannel };
 }
 
-/** Starts `dssd serve` in a child process on a free port; resolves with its URL and pid. */
-async function startEdgeProcess(devices: number): Promise<{ url: string; pid: number; stop: () => void }> {
+/** An edge process of a drill's own: its URL, pid, the bytes it logged so far, and a way to stop it. */
+export interface EdgeProcess {
+  url: string;
+  pid: number;
+  child: ChildProcess;
+  /** Bytes the edge wrote to stderr (its log) so far; 0 when stderr is inherited. */
+  logBytes(): number;
+  stop(): void;
+}
+
+/**
+ * Starts `dssd serve --port 0 …args` in a child process (so its memory and descriptors are measured alone);
+ * resolves with its URL once it listens. With `countLog` its stderr is counted instead of passed through.
+ */
+export async function startEdgeProcess(args: string[], o: { countLog?: boolean } = {}): Promise<EdgeProcess> {
   const bin = fileURLToPath(new URL('../../../bin/dssd.js', import.meta.url));
-  const child = spawn(
-    process.execPath,
-    [bin, 'serve', '--port', '0', '--log-level', 'warn', '--max-sessions', String(devices + 8)],
-    { stdio: ['ignore', 'pipe', 'inherit'] },
-  );
+  const child = spawn(process.execPath, [bin, 'serve', '--port', '0', ...args], {
+    stdio: ['ignore', 'pipe', o.countLog ? 'pipe' : 'inherit'],
+  });
+  let logBytes = 0;
+  child.stderr?.on('data', (d: Buffer) => (logBytes += d.length));
   const url = await new Promise<string>((resolve, reject) => {
     let out = '';
     const timer = setTimeout(() => reject(new Error('the edge did not start in 60 s')), 60_000);
-    child.stdout.on('data', (d: Buffer) => {
+    child.stdout!.on('data', (d: Buffer) => {
       out += d.toString();
       const m = /Open (\S+) in a browser/.exec(out);
       if (m) {
@@ -96,11 +109,11 @@ async function startEdgeProcess(devices: number): Promise<{ url: string; pid: nu
     });
     child.on('exit', (code) => reject(new Error(`the edge exited with ${code}`)));
   });
-  return { url, pid: child.pid!, stop: () => child.kill('SIGTERM') };
+  return { url, pid: child.pid!, child, logBytes: () => logBytes, stop: () => child.kill('SIGKILL') };
 }
 
 /** Peak resident memory of a process (Linux VmHWM), in MiB; NaN elsewhere. */
-function peakRssMb(pid: number): number {
+export function peakRssMb(pid: number): number {
   try {
     const s = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
     const m = /VmHWM:\s+(\d+) kB/.exec(s);
@@ -127,7 +140,7 @@ export async function runLoad(o: {
   const maxNewTokens = o.maxNewTokens ?? 32;
   const greedy = { temperature: 0, topK: 0, topP: 1 };
   const draft = await loadNodeModel(DEFAULT_MODEL_DIRS.draft);
-  const edge = await startEdgeProcess(n);
+  const edge = await startEdgeProcess(['--log-level', 'warn', '--max-sessions', String(n + 8)]);
   log(`edge at ${edge.url} (pid ${edge.pid}); ${n} devices, ${maxNewTokens} tokens each`);
   const report: LoadReport = {
     devices: n,
@@ -219,11 +232,11 @@ export async function runLoad(o: {
   return report;
 }
 
-/** |P(top1) − P(top2)| of the target at `prefix`, from the edge's /score endpoint. */
-async function tieMargin(url: string, prefix: number[]): Promise<number> {
+/** |P(top1) − P(top2)| of the target at `prefix`, from the edge's /score endpoint (with its credential, if any). */
+async function tieMargin(url: string, prefix: number[], token?: string): Promise<number> {
   const res = await fetch(new URL('/score', url), {
     method: 'POST',
-    headers: { 'content-type': 'application/json' },
+    headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
     body: JSON.stringify({
       prompt: prefix,
       continuations: [],

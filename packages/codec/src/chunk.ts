@@ -91,6 +91,23 @@ export class Chunker {
   }
 }
 
+/**
+ * Memory shared by many reassemblers (an edge's budget for partial frames): a partial message reserves its
+ * buffer before it is allocated and gives it back when it completes or is dropped.
+ */
+export class ReassemblyBudget {
+  used = 0;
+  constructor(readonly limitBytes: number) {}
+  reserve(n: number): boolean {
+    if (this.used + n > this.limitBytes) return false;
+    this.used += n;
+    return true;
+  }
+  release(n: number): void {
+    this.used = Math.max(0, this.used - n);
+  }
+}
+
 export interface ReassemblerLimits {
   /** Largest message accepted (checked on the first chunk, before allocating). */
   maxMessageBytes: number;
@@ -98,6 +115,10 @@ export interface ReassemblerLimits {
   maxPendingMessages: number;
   /** What to do when a new message would exceed maxPendingMessages (default: drop the oldest pending one). */
   overflow?: 'dropOldest' | 'error';
+  /** Shared memory budget for partial messages (default: none beyond the per-reassembler limits). */
+  budget?: ReassemblyBudget;
+  /** Clock for partial-message deadlines (ms). */
+  now?: () => number;
 }
 
 interface Pending {
@@ -107,12 +128,13 @@ interface Pending {
   buf: Uint8Array;
   got: Uint8Array;
   received: number;
+  startedAt: number;
 }
 
 export class Reassembler {
   private readonly pending = new Map<number, Pending>(); // insertion order = age
-  private readonly limits: Required<ReassemblerLimits>;
-  /** Partially received messages discarded by the 'dropOldest' policy. */
+  private readonly limits: Required<Omit<ReassemblerLimits, 'budget'>> & { budget?: ReassemblyBudget };
+  /** Partially received messages discarded by the 'dropOldest' policy or a deadline. */
   dropped = 0;
 
   constructor(limits: ReassemblerLimits) {
@@ -122,7 +144,41 @@ export class Reassembler {
     if (!Number.isInteger(maxPendingMessages) || maxPendingMessages < 1) {
       fail('BadArgument', 'maxPendingMessages must be ≥ 1');
     }
-    this.limits = { maxMessageBytes, maxPendingMessages, overflow: limits.overflow ?? 'dropOldest' };
+    this.limits = {
+      maxMessageBytes,
+      maxPendingMessages,
+      overflow: limits.overflow ?? 'dropOldest',
+      budget: limits.budget,
+      now: limits.now ?? (() => performance.now()),
+    };
+  }
+
+  /** Lowers or raises the largest message accepted from now on (e.g. once a session's settings are known). */
+  setMaxMessageBytes(n: number): void {
+    if (!Number.isInteger(n) || n < 1) fail('BadArgument', 'maxMessageBytes must be ≥ 1');
+    this.limits.maxMessageBytes = n;
+  }
+
+  get maxMessageBytes(): number {
+    return this.limits.maxMessageBytes;
+  }
+
+  /** Drops partial messages whose first chunk came more than `maxAgeMs` ago; returns how many. */
+  expire(maxAgeMs: number): number {
+    const now = this.limits.now();
+    let n = 0;
+    for (const [id, p] of this.pending) {
+      if (now - p.startedAt <= maxAgeMs) continue;
+      this.forget(id, p);
+      this.dropped++;
+      n++;
+    }
+    return n;
+  }
+
+  private forget(id: number, p: Pending): void {
+    this.pending.delete(id);
+    this.limits.budget?.release(p.length + p.count);
   }
 
   get pendingCount(): number {
@@ -138,7 +194,7 @@ export class Reassembler {
 
   /** Forgets every incomplete message (e.g. when the channel is reset). */
   reset(): void {
-    this.pending.clear();
+    for (const [id, p] of [...this.pending]) this.forget(id, p);
   }
 
   /**
@@ -177,17 +233,29 @@ export class Reassembler {
           fail('TooManyPending', `${this.pending.size} messages already pending`);
         }
         const oldest = this.pending.keys().next().value as number;
-        this.pending.delete(oldest);
+        this.forget(oldest, this.pending.get(oldest)!);
         this.dropped++;
       }
-      p = { length, count, stride, buf: new Uint8Array(length), got: new Uint8Array(count), received: 0 };
+      // Reserved before allocating, so a flood of first chunks cannot take memory the budget does not have.
+      if (this.limits.budget && !this.limits.budget.reserve(length + count)) {
+        fail('OverBudget', `no reassembly memory left for a ${length}-byte message; try again shortly`);
+      }
+      p = {
+        length,
+        count,
+        stride,
+        buf: new Uint8Array(length),
+        got: new Uint8Array(count),
+        received: 0,
+        startedAt: this.limits.now(),
+      };
       this.pending.set(id, p);
     }
     if (p.got[index]) fail('DuplicateChunk', `chunk ${index} of message ${id} arrived twice`);
     p.got[index] = 1;
     p.buf.set(chunk.subarray(CHUNK_HEADER_SIZE), index * stride);
     if (++p.received < count) return null;
-    this.pending.delete(id);
+    this.forget(id, p);
     return p.buf;
   }
 }

@@ -29,6 +29,8 @@ export const CodecErrorCode = {
   DuplicateChunk: 'DuplicateChunk',
   /** Too many partially received messages (Reassembler with overflow: 'error'). */
   TooManyPending: 'TooManyPending',
+  /** A shared reassembly budget has no room for another partial message. */
+  OverBudget: 'OverBudget',
 } as const;
 export type CodecErrorCode = (typeof CodecErrorCode)[keyof typeof CodecErrorCode];
 

@@ -18,6 +18,7 @@ import {
   decodeBody,
   decodeDense,
   encodeCandidates,
+  encodedSize,
   encodeDistribution,
   ENCODING_TAGS,
   type DistributionEncodingOption,
@@ -27,7 +28,8 @@ import { fail } from './errors.js';
 
 export const FRAME_MAGIC_0 = 0x44; // 'D'
 export const FRAME_MAGIC_1 = 0x53; // 'S'
-export const FRAME_VERSION = 1;
+/** 2: draft frames may report candidate trials; fullResponse carries P_j in its smallest exact encoding. */
+export const FRAME_VERSION = 2;
 export const HEADER_SIZE = 20;
 /** Hard cap on γ: j = γ+1 must fit the u8 fields. */
 export const MAX_GAMMA = 254;
@@ -65,14 +67,18 @@ export interface TurnFrame {
   maxNewTokens: number;
 }
 /**
- * DSSD uplink: γ draft ids with q_i = Q_i(x_i), and optionally last round's resampled token.
- * Payload: [0] u8 γ · [1] u8 flags (bit 0: previous token present; others zero) · [2, 2+4γ) γ float32 q in
- * (0, 1] · then packed ids: the previous token first when flagged, then x1..xγ.
+ * DSSD uplink: γ draft ids with q_i = Q_i(x_i), optionally last round's resampled token and, after a candidates
+ * rejection, how many candidate trials it took.
+ * Payload: [0] u8 γ · [1] u8 flags (bit 0: previous token present; bit 1: trial report; others zero) · when
+ * bit 1: u16 trials (t ≥ 1: accepted at trial t; 0: every candidate failed) · γ float32 q in (0, 1] · then
+ * packed ids: the previous token first when flagged, then x1..xγ.
  */
 export interface DraftFrame {
   kind: 'draft';
   ids: ArrayLike<number>;
   q: ArrayLike<number>;
+  /** Candidate trials the last rejection took (0: all failed, the device fell back to P_j). */
+  candidateTrials?: number;
   prevToken?: number;
 }
 /**
@@ -107,13 +113,15 @@ export type VerdictFrame =
   | { kind: 'verdict'; outcome: 'done'; j: number; done: DoneReason }
   | { kind: 'verdict'; outcome: 'accepted'; j: number; done?: DoneReason };
 export type VerdictOutcome = VerdictFrame['outcome'];
+/** Distribution bodies that carry P exactly (f16 and topk do not). */
+const EXACT_BODIES: ReadonlySet<string> = new Set(['f32', 'sparse', 'token']);
 const OUTCOMES: readonly VerdictOutcome[] = ['accept', 'reject', 'resample', 'done', 'accepted'];
 /** The device needs the dense P_j (e.g. every candidate failed). Payload: [0] u8 j. */
 export interface FullRequestFrame {
   kind: 'fullRequest';
   j: number;
 }
-/** Dense float32 P_j. Payload: [0] u8 j · [1, 1+4V) float32. */
+/** P_j in full after every candidate failed, in its smallest exact encoding. Payload: [0] u8 j · a distribution body. */
 export interface FullResponseFrame {
   kind: 'fullResponse';
   j: number;
@@ -265,8 +273,19 @@ function idBytes(count: number, vocabSize: number): number {
 export function turnFrameSize(count: number, vocabSize: number): number {
   return HEADER_SIZE + 12 + idBytes(count, vocabSize);
 }
-export function draftFrameSize(gamma: number, vocabSize: number, withPrevToken = false): number {
-  return HEADER_SIZE + 2 + 4 * gamma + idBytes(gamma + (withPrevToken ? 1 : 0), vocabSize);
+export function draftFrameSize(
+  gamma: number,
+  vocabSize: number,
+  withPrevToken = false,
+  withTrialReport = false,
+): number {
+  return (
+    HEADER_SIZE +
+    2 +
+    (withTrialReport ? 2 : 0) +
+    4 * gamma +
+    idBytes(gamma + (withPrevToken ? 1 : 0), vocabSize)
+  );
 }
 export function dsdDraftFrameSize(gamma: number, vocabSize: number, encoding: 'f32' | 'f16' = 'f32'): number {
   return HEADER_SIZE + 2 + gamma * vocabSize * (encoding === 'f32' ? 4 : 2) + idBytes(gamma, vocabSize);
@@ -279,8 +298,9 @@ export function verdictFrameSize(outcome: VerdictOutcome, bodyBytes = 0): number
 export function fullRequestFrameSize(): number {
   return HEADER_SIZE + 1;
 }
-export function fullResponseFrameSize(vocabSize: number): number {
-  return HEADER_SIZE + 1 + 4 * vocabSize;
+/** fullResponse size for this P_j (its smallest exact encoding). */
+export function fullResponseFrameSize(p: Float32Array): number {
+  return HEADER_SIZE + 1 + encodedSize(p, 'auto');
 }
 export function arTokensFrameSize(count: number, vocabSize: number): number {
   return HEADER_SIZE + 5 + idBytes(count, vocabSize);
@@ -357,11 +377,20 @@ function payloadParts(frame: Frame, ctx: FrameContext): Uint8Array[] {
         if (!(q[i] > 0 && q[i] <= 1)) fail('BadArgument', `draft: q[${i}] = ${q[i]} is not in (0, 1]`);
       }
       const hasPrev = frame.prevToken !== undefined;
+      const trials = frame.candidateTrials;
+      if (trials !== undefined && !(Number.isInteger(trials) && trials >= 0 && trials <= 0xffff))
+        fail('BadArgument', `draft: candidate trials ${trials} is not in [0, 65535]`);
       const ids = hasPrev ? [frame.prevToken as number, ...Array.from(frame.ids)] : frame.ids;
       const qBytes = new Uint8Array(4 * gamma);
       const dv = new DataView(qBytes.buffer);
       for (let i = 0; i < gamma; i++) dv.setFloat32(4 * i, q[i], true);
-      return [u8s(gamma, hasPrev ? 1 : 0), qBytes, packFor(ids, V, 'token id')];
+      const flags = (hasPrev ? 1 : 0) | (trials !== undefined ? 2 : 0);
+      return [
+        u8s(gamma, flags),
+        ...(trials !== undefined ? [u8s(trials & 0xff, trials >>> 8)] : []),
+        qBytes,
+        packFor(ids, V, 'token id'),
+      ];
     }
     case 'dsdDraft': {
       const V = requireVocab(ctx.vocabSize, frame.kind);
@@ -408,7 +437,7 @@ function payloadParts(frame: Frame, ctx: FrameContext): Uint8Array[] {
       checkJArg(frame.j);
       if (!(frame.p instanceof Float32Array) || frame.p.length !== V)
         fail('BadArgument', `fullResponse: P_j must be Float32Array(${V})`);
-      return [u8s(frame.j), encodeDistribution(frame.p, 'f32').subarray(1)];
+      return [u8s(frame.j), encodeDistribution(frame.p, 'auto')];
     }
     case 'arTokens': {
       const V = requireVocab(ctx.vocabSize, frame.kind);
@@ -643,7 +672,12 @@ function decodePayload(kind: FrameKind, r: Reader, limits: FrameLimits): Frame {
       const V = requireVocab(limits.vocabSize, kind);
       const gamma = readGamma(r, maxGamma, 'draft');
       const flags = r.u8('draft');
-      if (flags > 1) fail('BadValue', `draft: unknown flag bits 0x${flags.toString(16)}`);
+      if (flags > 3) fail('BadValue', `draft: unknown flag bits 0x${flags.toString(16)}`);
+      let trials: number | undefined;
+      if (flags & 2) {
+        r.need(2, 'draft trials');
+        trials = r.u8('draft') | (r.u8('draft') << 8);
+      }
       r.need(4 * gamma, 'draft q');
       const q = new Float32Array(gamma);
       for (let i = 0; i < gamma; i++) {
@@ -651,8 +685,10 @@ function decodePayload(kind: FrameKind, r: Reader, limits: FrameLimits): Frame {
         if (!(v > 0 && v <= 1)) fail('BadValue', `draft: q[${i}] = ${v} is not in (0, 1]`);
         q[i] = v;
       }
-      const all = r.ids(gamma + flags, V, 'draft ids');
-      frame = flags ? { kind, ids: all.subarray(1), q, prevToken: all[0] } : { kind, ids: all, q };
+      const prev = flags & 1;
+      const all = r.ids(gamma + prev, V, 'draft ids');
+      frame = prev ? { kind, ids: all.subarray(1), q, prevToken: all[0] } : { kind, ids: all, q };
+      if (trials !== undefined) frame.candidateTrials = trials;
       break;
     }
     case 'dsdDraft': {
@@ -706,11 +742,10 @@ function decodePayload(kind: FrameKind, r: Reader, limits: FrameLimits): Frame {
     case 'fullResponse': {
       const V = requireVocab(limits.vocabSize, kind);
       const j = readJ(r, maxGamma, kind);
-      if (r.left !== 4 * V) {
-        fail(r.left < 4 * V ? 'Truncated' : 'BadLength', `fullResponse: ${r.left} bytes, expected ${4 * V}`);
-      }
-      frame = { kind, j, p: decodeDense(r.bytes, r.pos, V, 'f32') };
-      r.pos = r.end;
+      const body = decodeBody(r.rest(), V, 0);
+      if (!EXACT_BODIES.has(body.encoding))
+        fail('BadValue', `fullResponse: P_j must be in an exact encoding, got ${body.encoding}`);
+      frame = { kind, j, p: (body as { p: Float32Array }).p };
       break;
     }
     case 'arTokens': {

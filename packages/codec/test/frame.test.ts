@@ -9,6 +9,7 @@ import {
   float16BitsToFloat32,
   float32ToFloat16Bits,
   FRAME_TYPES,
+  FRAME_VERSION,
   HEADER_SIZE,
   peekHeader,
   type Frame,
@@ -63,14 +64,40 @@ test('header layout and a pinned draft frame', () => {
     { sessionId: 0x01020304, round: 7, vocabSize: 1000 },
   );
   const payload = [2, 1, 0, 0, 0, 0x3f, 0, 0, 0x80, 0x3f, 0x00, 0x06, 0x70, 0x3e];
-  assert.deepEqual(
-    Array.from(bytes.subarray(0, 16)),
-    [0x44, 0x53, 1, 4, 4, 3, 2, 1, 7, 0, 0, 0, 14, 0, 0, 0],
-  );
+  assert.deepEqual(Array.from(bytes.subarray(0, 16)), [
+    0x44,
+    0x53,
+    FRAME_VERSION,
+    4,
+    4,
+    3,
+    2,
+    1,
+    7,
+    0,
+    0,
+    0,
+    14,
+    0,
+    0,
+    0,
+  ]);
   assert.deepEqual(Array.from(bytes.subarray(20)), payload);
   assert.equal(bytes.length, draftFrameSize(2, 1000, true));
+  // With a candidate-trials report (flag bit 1): a u16 after the flags.
+  const reported = encodeFrame(
+    { kind: 'draft', ids: [1, 999], q: [0.5, 1], prevToken: 512, candidateTrials: 0x0103 },
+    { sessionId: 0x01020304, round: 7, vocabSize: 1000 },
+  );
+  assert.deepEqual(Array.from(reported.subarray(20, 24)), [2, 3, 3, 1]);
+  assert.equal(reported.length, draftFrameSize(2, 1000, true, true));
+  assert.equal(
+    decodeFrame(reported, { vocabSize: 1000 }).kind === 'draft' &&
+      (decodeFrame(reported, { vocabSize: 1000 }) as { candidateTrials?: number }).candidateTrials,
+    0x0103,
+  );
   assert.deepEqual(peekHeader(bytes), {
-    version: 1,
+    version: FRAME_VERSION,
     type: 4,
     kind: 'draft',
     sessionId: 0x01020304,
@@ -118,7 +145,7 @@ test('decode rejects truncation, extension, bad magic, version and type', () => 
   magic[1] = 0x54;
   throwsCode(() => decodeFrame(magic, { vocabSize: V }), 'BadMagic');
   const version = bytes.slice();
-  version[2] = 2;
+  version[2] = FRAME_VERSION + 1;
   throwsCode(() => decodeFrame(version, { vocabSize: V }), 'BadVersion');
   for (const t of [0, 14, 255]) {
     const type = bytes.slice();
@@ -204,7 +231,7 @@ test('decode validates payload values', () => {
 
   const draft = encodeFrame({ kind: 'draft', ids: [1], q: [0.5] }, ctx);
   const flags = draft.slice();
-  flags[HEADER_SIZE + 1] = 2;
+  flags[HEADER_SIZE + 1] = 4;
   throwsCode(() => decodeFrame(reseal(flags), limits), 'BadValue');
   for (const q of [0, -0.5, 1.5, NaN]) {
     const m = draft.slice();

@@ -136,6 +136,10 @@ export function sampleFrames(rng: Rng, V: number): { frame: Frame; size: number 
       size: draftFrameSize(g, V, true),
     },
     { frame: { kind: 'draft', ids: [], q: [], prevToken: V - 1 }, size: draftFrameSize(0, V, true) },
+    {
+      frame: { kind: 'draft', ids, q: randomQ(rng, g), prevToken: 0, candidateTrials: rng.int(3) },
+      size: draftFrameSize(g, V, true, true),
+    },
     { frame: { kind: 'dsdDraft', ids, dists, encoding: 'f32' }, size: dsdDraftFrameSize(g, V, 'f32') },
     { frame: { kind: 'dsdDraft', ids, dists, encoding: 'f16' }, size: dsdDraftFrameSize(g, V, 'f16') },
     {
@@ -149,7 +153,7 @@ export function sampleFrames(rng: Rng, V: number): { frame: Frame; size: number 
     { frame: { kind: 'verdict', outcome: 'done', j: 3, done: 'eos' }, size: verdictFrameSize('done') },
     { frame: { kind: 'verdict', outcome: 'accepted', j: g + 1 }, size: verdictFrameSize('accepted') },
     { frame: { kind: 'fullRequest', j: g }, size: fullRequestFrameSize() },
-    { frame: { kind: 'fullResponse', j: g, p }, size: fullResponseFrameSize(V) },
+    { frame: { kind: 'fullResponse', j: g, p }, size: fullResponseFrameSize(p) },
     { frame: { kind: 'arTokens', ids: randomIds(rng, 5, V) }, size: arTokensFrameSize(5, V) },
     { frame: { kind: 'arTokens', ids: [], done: 'contextEnd' }, size: arTokensFrameSize(0, V) },
     { frame: { kind: 'error', code: 0xffff, message: 'edge overloaded — réessayez 🙂' }, size: -1 },

@@ -11,7 +11,7 @@ export {
   sampleFrom,
   validateSamplingParams,
 } from './sampling.js';
-export type { SamplingParams } from './sampling.js';
+export type { ProcessOptions, SamplingParams } from './sampling.js';
 export { Purpose, RoundRng, SessionRng, philox4x32, uniform, validateSeed } from './rng.js';
 export {
   acceptanceProbability,
@@ -58,11 +58,23 @@ export {
   dssdUplinkBytes,
   expectedTokensPerRound,
   notebookSpeedup,
+  pipelinedTokensPerSecond,
   predict,
   rejectionProbability,
+  serialTokensPerSecond,
   throughput,
   transferMs,
 } from './latency.js';
-export type { ComputeParams, LinkParams, Method, ModelParams, Prediction, WireParams } from './latency.js';
+export type {
+  ComputeParams,
+  LinkParams,
+  Method,
+  ModelParams,
+  PipelineParams,
+  Prediction,
+  WireParams,
+} from './latency.js';
 export { PipelineVerifier } from './pipeline.js';
 export type { PipelineBlock, PipelineResult } from './pipeline.js';
+export { CandidateCountChooser, candidatesBodyBytes } from './candidates.js';
+export type { CandidateChooserOptions, RejectionPlan } from './candidates.js';

@@ -285,3 +285,68 @@ export function bestGamma(
   }
   return best as Prediction;
 }
+
+// --------------------------------------------------------------------------------------------------------------
+// Pipelined drafting (no bonus; blocks of g drafts, at most `window` unverified tokens in flight)
+// --------------------------------------------------------------------------------------------------------------
+
+/** What the pipelined model needs; every cost can be measured in a serial run. */
+export interface PipelineParams {
+  /** Per-token acceptance probability α. */
+  alpha: number;
+  /** ms to draft one token (forward + processing, including any emulated padding). */
+  draftMs: number;
+  /** ms of one edge verify pass over `tokens` scored tokens. */
+  passMs: (tokens: number) => number;
+  /** Round-trip time plus per-block transfer, ms. */
+  rttMs: number;
+  /** Block size g and window W (unverified tokens; a multiple of g in practice). */
+  block: number;
+  window: number;
+}
+
+/**
+ * Expected tokens per second of pipelined DSSD: the time from a rejection to the next is a renewal epoch. The
+ * device drafts continuously (block k waits for the verdict of block k − W/g), the edge verifies blocks one at a
+ * time, and an epoch ends when the verdict of the block holding the first rejected draft arrives; it emits the
+ * accepted drafts plus the resampled token. Accepted counts are geometric in α (truncated at 1e-12 mass).
+ */
+export function pipelinedTokensPerSecond(p: PipelineParams): number {
+  const { alpha, draftMs, rttMs, block: g } = p;
+  if (!(alpha >= 0 && alpha < 1))
+    throw new KernelError(KernelErrorCode.InvalidArgument, 'alpha must be in [0, 1)');
+  if (!(g >= 1 && p.window >= g))
+    throw new KernelError(KernelErrorCode.InvalidArgument, 'need 1 <= block <= window');
+  const inFlight = Math.max(1, Math.floor(p.window / g));
+  const pass = p.passMs(g);
+  // Verdict arrival times of blocks 1, 2, … after an epoch starts (the rejection's verdict reached the device).
+  const sent: number[] = [];
+  const verified: number[] = [];
+  const arrived: number[] = [];
+  const arrival = (k: number): number => {
+    for (let i = arrived.length; i <= k; i++) {
+      const waitWindow = i - inFlight >= 0 ? arrived[i - inFlight] : 0;
+      const start = Math.max(i > 0 ? sent[i - 1] : 0, waitWindow);
+      sent[i] = start + g * draftMs;
+      verified[i] = Math.max(sent[i] + rttMs / 2, i > 0 ? verified[i - 1] : 0) + pass;
+      arrived[i] = verified[i] + rttMs / 2;
+    }
+    return arrived[k];
+  };
+  let tokens = 0;
+  let duration = 0;
+  let mass = 1;
+  for (let n = 0; mass > 1e-12 && n < 1e6; n++) {
+    const pn = alpha ** n * (1 - alpha); // n drafts accepted, draft n + 1 rejected
+    tokens += pn * (n + 1);
+    duration += pn * arrival(Math.floor(n / g));
+    mass -= pn;
+  }
+  return (1000 * tokens) / duration;
+}
+
+/** Serial DSSD (bonus on full acceptance), the same costs: E[tokens]/(γ·t_draft + RTT + T_pass(γ + 1)). */
+export function serialTokensPerSecond(p: Omit<PipelineParams, 'window'>): number {
+  const g = p.block;
+  return (1000 * expectedTokensPerRound(p.alpha, g)) / (g * p.draftMs + p.rttMs + p.passMs(g + 1));
+}

@@ -72,8 +72,12 @@ export class PipelineVerifier {
     return { stale: false, ...v };
   }
 
-  /** A new turn (the device re-sends its committed tokens; nothing is awaited). */
-  reset(): void {
+  /**
+   * A new turn whose turn frame took number `turnIndex`: nothing is awaited any more, and every block numbered
+   * up to it belongs to an earlier turn (stale).
+   */
+  reset(turnIndex: number): void {
     this.awaitingResample = false;
+    this.last = Math.max(this.last, turnIndex);
   }
 }

@@ -120,17 +120,18 @@ export function drawRejectionCandidates(
 }
 
 /**
- * DSSD device side, candidates codec: the first candidate accepted with probability (P − Q)⁺/P, or null when all
- * K fail (the device then asks for P_j in full and calls resampleRejected).
+ * DSSD device side, candidates codec: the first candidate accepted with probability (P − Q)⁺/P and the trial it
+ * took (1-based: what the edge's candidate-count chooser learns from), or null when all K fail (the device then
+ * asks for P_j in full and calls resampleRejected).
  */
 export function resolveRejectionCandidates(
   c: { ids: ArrayLike<number>; probs: ArrayLike<number> },
   Qj: ArrayLike<number>,
   j: number,
   rng: RoundRng,
-): number | null {
+): { token: number; trials: number } | null {
   const res = resolveCandidates(c.ids, c.probs, Qj, rng.candidateAcceptUniforms(j, c.ids.length));
-  return res.fallback ? null : res.token;
+  return res.fallback ? null : { token: res.token, trials: res.index + 1 };
 }
 
 /** DSD decision: the edge holds every Q_i and returns the resampled or bonus token itself. */

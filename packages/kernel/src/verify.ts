@@ -9,7 +9,7 @@
  * Positions are 1-based, as in the paper and the RNG key schedule: `rejectedAt` is j, and `accepted` = j − 1.
  */
 import { KernelError, KernelErrorCode } from './errors.js';
-import { assertUniform, sampleFrom } from './sampling.js';
+import { assertUniform, checkedTotal, sampleFrom } from './sampling.js';
 
 function checkQ(q: number, position: number): void {
   if (typeof q !== 'number' || !(q > 0 && q <= 1)) {
@@ -131,10 +131,39 @@ export function totalVariation(P: ArrayLike<number>, Q: ArrayLike<number>): numb
  * correct; we fall back to P, which is the right law when the rejection came from a lossy copy of P.
  */
 export function sampleResidual(P: ArrayLike<number>, Q: ArrayLike<number>, u: number): number {
-  const w = residualWeights(P, Q);
+  checkSameLength(P, Q, 'residual P/Q');
+  assertUniform(u);
+  // Two passes instead of materialising max(0, P − Q) (a |V|-sized allocation per call); the sums and the
+  // comparisons are those sampleFrom would make on the materialised weights.
+  const mass = residualMass(P, Q);
+  if (!(mass > 0)) return sampleFrom(P, u);
+  if (mass === Infinity) return sampleFrom(residualWeights(P, Q), u); // throws the weights' error
+  return firstResidualAbove(P, Q, u * mass);
+}
+
+/** Σ max(0, P − Q) in index order. */
+function residualMass(P: ArrayLike<number>, Q: ArrayLike<number>): number {
   let mass = 0;
-  for (let i = 0; i < w.length; i++) mass += w[i];
-  return mass > 0 ? sampleFrom(w, u) : sampleFrom(P, u);
+  for (let i = 0; i < P.length; i++) {
+    const d = P[i] - Q[i];
+    if (d > 0) mass += d;
+  }
+  return mass;
+}
+
+/** The first index whose running sum of max(0, P − Q) exceeds `threshold` (else the last positive one). */
+function firstResidualAbove(P: ArrayLike<number>, Q: ArrayLike<number>, threshold: number): number {
+  let cum = 0;
+  let last = -1;
+  for (let i = 0; i < P.length; i++) {
+    const d = P[i] - Q[i];
+    if (d > 0) {
+      cum += d;
+      if (cum > threshold) return i;
+      last = i;
+    }
+  }
+  return last;
 }
 
 /** The normalised law sampleResidual draws from (including its fall-back to P); used by exact tests. */
@@ -166,8 +195,8 @@ export interface CandidateDraws {
 }
 
 /**
- * K i.i.d. draws from P in draw order (duplicates kept), using uniforms[k] = RoundRng.candidate(j, k). Builds
- * the CDF once and binary-searches it, which gives the same index as sampleFrom for every u.
+ * K i.i.d. draws from P in draw order (duplicates kept), using uniforms[k] = RoundRng.candidate(j, k). Gives the
+ * same index as sampleFrom for every u, in O(|V| + K log K) without allocating O(|V|).
  */
 export function drawCandidates(P: ArrayLike<number>, K: number, uniforms: ArrayLike<number>): CandidateDraws {
   if (!Number.isSafeInteger(K) || K < 0) {
@@ -182,41 +211,48 @@ export function drawCandidates(P: ArrayLike<number>, K: number, uniforms: ArrayL
       `drawCandidates needs ${K} uniforms, got ${uniforms.length}`,
     );
   }
-  const n = P.length;
-  const cdf = new Float64Array(n);
-  let cum = 0;
-  for (let i = 0; i < n; i++) {
-    const w = P[i];
-    if (!(w >= 0) || w === Infinity) {
-      throw new KernelError(KernelErrorCode.InvalidDistribution, `P[${i}] is ${String(w)}`);
-    }
-    cum += w;
-    cdf[i] = cum;
-  }
+  const cum = checkedTotal(P, 'P entry');
   if (!(cum > 0)) throw new KernelError(KernelErrorCode.EmptyDistribution, 'P is all zero');
+  for (let k = 0; k < K; k++) assertUniform(uniforms[k], `candidate uniform ${k}`);
+  // One sweep over P with the draws in increasing order of u·Σ: each gets the first index whose running sum
+  // exceeds it, the same running sums (and so the same index) as sampleFrom, without a |V|-sized CDF.
+  const order = Int32Array.from({ length: K }, (_, k) => k).sort((a, b) => uniforms[a] - uniforms[b]);
+  const thresholds = Float64Array.from(order, (k) => uniforms[k] * cum);
+  const hits = sweepCdf(P, thresholds);
   const ids = new Uint32Array(K);
   const probs = new Float32Array(K);
-  for (let k = 0; k < K; k++) {
-    const u = uniforms[k];
-    assertUniform(u, `candidate uniform ${k}`);
-    const t = u * cum;
-    let lo = 0;
-    let hi = n - 1;
-    if (cdf[hi] > t) {
-      while (lo < hi) {
-        const mid = (lo + hi) >>> 1;
-        if (cdf[mid] > t) hi = mid;
-        else lo = mid + 1;
-      }
-    } else {
-      // Unreachable (u·Σ < Σ for u < 1); mirrors sampleFrom's defensive return of the last positive token.
-      while (hi > 0 && !(P[hi] > 0)) hi--;
-      lo = hi;
-    }
-    ids[k] = lo;
-    probs[k] = P[lo];
+  for (let q = 0; q < K; q++) {
+    ids[order[q]] = hits[q];
+    probs[order[q]] = P[hits[q]];
   }
   return { ids, probs };
+}
+
+/**
+ * For ascending thresholds t_q: the first index whose running sum of P exceeds t_q (the last positive index if
+ * none does, which IEEE arithmetic rules out for t = u·Σ, u < 1). A loop of its own so the JIT keeps it tight.
+ */
+function sweepCdf(P: ArrayLike<number>, thresholds: Float64Array): Int32Array {
+  const K = thresholds.length;
+  const hits = new Int32Array(K);
+  const n = P.length;
+  let next = 0;
+  let run = 0;
+  let last = -1;
+  let t = K > 0 ? thresholds[0] : Infinity;
+  for (let i = 0; i < n; i++) {
+    const w = P[i];
+    if (!(w > 0)) continue;
+    run += w;
+    last = i;
+    while (run > t) {
+      hits[next++] = i;
+      t = next < K ? thresholds[next] : Infinity;
+    }
+    if (next === K) return hits;
+  }
+  for (; next < K; next++) hits[next] = last;
+  return hits;
 }
 
 /** (P(y) − Q(y))⁺/P(y): the device-side acceptance probability of one candidate. */

@@ -153,6 +153,30 @@ export function families(V: number, seed: number): ToyPair[] {
   return fams;
 }
 
+/** A model whose drafts are sampled with one Q, and the other Q a buggy verifier would use for q and the residual. */
+export interface MismatchedQ {
+  what: string;
+  model: ToyPair;
+  verifyQ: (prefix: Prefix) => Dist;
+}
+
+/** The planted "verified with another Q" bug: a different temperature, and a top-k the verifier ignores. */
+export function mismatchedQCases(): MismatchedQ[] {
+  const V = 4;
+  const t = hashedLogits(V, 21, 1, 1.5);
+  const d = hashedLogits(V, 21, 2, 1.5);
+  const cases: Array<[string, SamplingParams, SamplingParams]> = [
+    // [what, params the draft is sampled with, params of the Q used for q and the residual]
+    ['different temperature', T1, { temperature: 0.6, topK: 0, topP: 1 }],
+    ['different top-k', { temperature: 1, topK: 2, topP: 1 }, T1],
+  ];
+  return cases.map(([what, sampled, verified]) => ({
+    what,
+    model: toyPair('mismatch', V, t, T1, d, sampled),
+    verifyQ: (prefix: Prefix) => processLogits(d(prefix), verified),
+  }));
+}
+
 // ---------------------------------------------------------------------------------------------------------------
 // Exact laws.
 // ---------------------------------------------------------------------------------------------------------------

@@ -1,6 +1,8 @@
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import {
+  pipelinedTokensPerSecond,
+  serialTokensPerSecond,
   KernelError,
   KernelErrorCode,
   arTokenMs,
@@ -105,4 +107,17 @@ test('bestGamma maximises predicted throughput over the candidates', () => {
   assert.throws(() => rejectionProbability(1.2, 2), bad);
   assert.throws(() => expectedTokensPerRound(0.5, 0), bad);
   assert.throws(() => dssdRoundMs(0.5, 2, { ...p, downRateBps: 0 }), bad);
+});
+
+test('pipelined model: a one-block window is serial rounds without the bonus; wider windows hide the round trip', () => {
+  const base = { alpha: 0.75, draftMs: 7, passMs: (k: number) => 20.3 + 0.26 * k, rttMs: 20, block: 4 };
+  const oneBlock = pipelinedTokensPerSecond({ ...base, window: 4 });
+  const perRound = (1 - 0.75 ** 4) / (1 - 0.75);
+  const roundMs = 4 * 7 + 20 + base.passMs(4);
+  assert.ok(Math.abs(oneBlock - (1000 * perRound) / roundMs) < 1e-9 * oneBlock);
+  const wide = pipelinedTokensPerSecond({ ...base, window: 12 });
+  assert.ok(wide > oneBlock * 1.15, `${wide} vs ${oneBlock}`);
+  // Never faster than drafting every token (no bonus), never faster than the edge can verify blocks.
+  assert.ok(wide < 1000 / 7);
+  assert.ok(serialTokensPerSecond(base) > 0);
 });

@@ -5,17 +5,8 @@
  */
 import test from 'node:test';
 import assert from 'node:assert/strict';
-import { processLogits, residualLaw } from '../src/index.js';
-import type { SamplingParams } from '../src/index.js';
-import {
-  families,
-  hashedLogits,
-  kernelRules,
-  maxAbsDiff,
-  speculativeLaw,
-  targetLaw,
-  toyPair,
-} from './helpers.js';
+import { residualLaw } from '../src/index.js';
+import { families, kernelRules, maxAbsDiff, mismatchedQCases, speculativeLaw, targetLaw } from './helpers.js';
 import type { Rules, ToyPair } from './helpers.js';
 
 /** (V, γ, N): small vocabularies, several rounds, γ from 1 to 3. */
@@ -128,18 +119,8 @@ test('planted bug: residual without max(0, ·) is caught', () => {
 });
 
 test('planted bug: verifying with a Q other than the one the draft was sampled from is caught', () => {
-  const V = 4;
-  const t = hashedLogits(V, 21, 1, 1.5);
-  const d = hashedLogits(V, 21, 2, 1.5);
-  const T1: SamplingParams = { temperature: 1, topK: 0, topP: 1 };
-  const cases: Array<[string, SamplingParams, SamplingParams]> = [
-    // [what, params the draft is sampled with, params of the Q used for q and the residual]
-    ['different temperature', T1, { temperature: 0.6, topK: 0, topP: 1 }],
-    ['different top-k', { temperature: 1, topK: 2, topP: 1 }, T1],
-  ];
-  for (const [what, sampled, verified] of cases) {
-    const model = toyPair('mismatch', V, t, T1, d, sampled);
-    const buggy: Rules = { ...kernelRules, verifyQ: (prefix) => processLogits(d(prefix), verified) };
+  for (const { what, model, verifyQ } of mismatchedQCases()) {
+    const buggy: Rules = { ...kernelRules, verifyQ };
     const diff = maxAbsDiff(speculativeLaw(model, 3, 2, buggy), targetLaw(model, 3));
     assert.ok(diff > CAUGHT, `${what}: mismatched Q undetected (max |Δ| = ${diff})`);
     // Control: the same model verified with its own Q is exact.

@@ -21,7 +21,7 @@ import {
   verifyDsd,
   verifyDssd,
 } from '../src/index.js';
-import { randomGridDistribution } from './helpers.js';
+import { mulberry32, randomGridDistribution } from './helpers.js';
 
 const isCode = (code: KernelErrorCode) => (e: unknown) => e instanceof KernelError && e.code === code;
 
@@ -166,4 +166,21 @@ test('verifyDsd and the DSSD split (edge scan + device residual) emit identical 
     () => verifyDssd([[1], [1]], [1], [1], rng.round(0, 0)),
     isCode(KernelErrorCode.TokenOutOfRange),
   );
+});
+
+test('sampleResidual and drawCandidates at |V| = 151,936 return what sampleFrom returns on the materialised weights', () => {
+  const V = 151_936;
+  const P = randomGridDistribution(V, 41, 2);
+  const Q = randomGridDistribution(V, 42, 2);
+  const w = residualWeights(P, Q);
+  const rand = mulberry32(43);
+  const us = Float64Array.from({ length: 300 }, (_, k) => (k < 2 ? [0, 1 - 2 ** -53][k] : rand()));
+  for (const u of us) assert.equal(sampleResidual(P, Q, u), sampleFrom(w, u));
+  const c = drawCandidates(P, us.length, us);
+  for (let k = 0; k < us.length; k++) {
+    assert.equal(c.ids[k], sampleFrom(P, us[k]));
+    assert.equal(c.probs[k], P[c.ids[k]]);
+  }
+  // P <= Q everywhere: the residual falls back to P.
+  assert.equal(sampleResidual(P, P, 0.5), sampleFrom(P, 0.5));
 });

@@ -4,10 +4,11 @@
  * the hello/welcome bodies. The CLI help, the page's form and the edge's limits are all generated from here.
  */
 import { validateSamplingParams, validateSeed, type SamplingParams } from '@dssd/kernel';
-import { MAX_GAMMA } from '@dssd/codec';
+import { MAX_GAMMA, draftFrameSize, dsdDraftFrameSize, turnFrameSize } from '@dssd/codec';
 import { ProtocolError, ProtocolErrorCode } from './errors.js';
 
-export const PROTOCOL_VERSION = 1;
+/** 2: pipelined drafting (`pipeline` in the hello, the `accepted` verdict). */
+export const PROTOCOL_VERSION = 2;
 
 // ---------------------------------------------------------------------------------------------------------------
 // Modes and codecs
@@ -44,8 +45,17 @@ export const DSD_PRECISIONS: readonly DsdPrecision[] = ['f32', 'f16'];
  */
 export const GAMMA = { default: 4, min: 1, max: 16, ceiling: 32, auto: 8 } as const;
 
-/** Candidate count bounds for the candidates codec. */
-export const CANDIDATES = { min: 1, max: 1024 } as const;
+/**
+ * Pipelined drafting: the device keeps at most `window` unverified tokens in flight (default: this many blocks of
+ * γ), in blocks of up to γ.
+ */
+export const PIPELINE = { windowBlocks: 2, maxWindow: 256 } as const;
+
+/**
+ * The candidates codec: bounds of K; K while too few trial reports have arrived (or when the device sets none);
+ * and the price, in bytes, of a fall-back's extra round trip when choosing K (20 ms at 50 Mbit/s).
+ */
+export const CANDIDATES = { min: 1, max: 1024, initialK: 32, fallbackRoundTripBytes: 125_000 } as const;
 /** K of the lossy topk codec. */
 export const TOPK_CODEC = { default: 20, max: 1 << 20 } as const;
 
@@ -74,6 +84,12 @@ export interface SessionSettings {
   topK: number;
   /** Candidate count for the candidates codec, or 'auto' (adapts K to the observed acceptance). */
   candidates: number | 'auto';
+  /**
+   * DSSD only: draft ahead while verdicts are in flight, in blocks of up to γ, at most `window` unverified tokens
+   * (0: PIPELINE.windowBlocks·γ). Blocks end without a bonus token.
+   */
+  pipeline: boolean;
+  window: number;
 }
 
 const GREEDY_OFF: SamplingParams = { temperature: 1, topK: 0, topP: 1 };
@@ -87,6 +103,8 @@ export const DEFAULT_SETTINGS: Readonly<SessionSettings> = Object.freeze({
   dsdPrecision: 'f32',
   topK: TOPK_CODEC.default,
   candidates: 'auto',
+  pipeline: false,
+  window: 0,
 });
 
 /** What an edge enforces per session. */
@@ -116,15 +134,71 @@ export const DEFAULT_EDGE_LIMITS: Readonly<EdgeLimits> = Object.freeze({
   maxRoundsPerSecond: 1000,
 });
 
+/**
+ * The largest frame a device may legally send in a session with these settings (headers included): its turn
+ * frame at the prompt limit, its draft at the agreed γ (with the piggybacked token and a trial report), or its DSD draft with every
+ * Q_i at the agreed precision; never above the edge's --max-frame-bytes.
+ */
+export function maxUplinkFrameBytes(s: SessionSettings, vocabSize: number, limits: EdgeLimits): number {
+  const sizes = [
+    turnFrameSize(limits.maxPromptTokens, vocabSize),
+    draftFrameSize(s.gamma, vocabSize, true, true),
+  ];
+  if (s.mode === 'dsd') sizes.push(dsdDraftFrameSize(s.gamma, vocabSize, s.dsdPrecision));
+  return Math.min(limits.maxFrameBytes, Math.max(...sizes));
+}
+
 /** What an edge node enforces as a whole (besides the per-session limits). */
 export const EDGE_NODE_DEFAULTS = Object.freeze({
   port: 8080,
   host: '127.0.0.1',
   maxSessions: 64,
-  /** Partially reassembled frames a session may hold. */
-  maxPendingFrames: 4,
+  /**
+   * WebRTC handshakes in progress at once (each a peer connection: ~2 threads, ~11 file descriptors, for up to
+   * DEVICE_TIMEOUTS.connectMs); a slot is reserved before the handshake, so these count against maxSessions too.
+   */
+  maxPending: 16,
+  /** Sessions held for a resume after their connection dropped (each keeps its KV cache); the oldest goes first. */
+  maxHeld: 16,
+  /** Partially reassembled frames a session may hold: one (a device sends its frames one after another). */
+  maxPendingFrames: 1,
+  /** A partial frame must complete within this many seconds of its first chunk. */
+  partialFrameTimeoutS: 10,
+  /** Largest frame accepted before the hello settles the session's settings (a hello is well under 4 KiB). */
+  preHelloMaxFrameBytes: 16 * 1024,
+  /**
+   * Bytes of partial frames the whole edge holds at once. Sized for real vocabularies: at |V| = 151,936 a legal
+   * DSD frame at γ 16 in f32 is ≈ 9.7 MB, so 128 MiB lets 13 such uploads be in flight together.
+   */
+  reassemblyBudgetBytes: 128 * 1024 * 1024,
+  /** A peer must say hello this many seconds after its data channel opened. */
+  helloTimeoutS: 5,
   idleTimeoutS: 300,
   resumeHoldS: 60,
+  /** Joins (signaling sockets) per second per client address, with a burst of twice that. */
+  joinsPerSecond: 10,
+  /** Failed POST /token issuer-secret guesses per minute per client address. */
+  issuerFailuresPerMinute: 10,
+  /** Shortest --secret, --issuer-secret and --metrics-token accepted. */
+  minSecretLength: 16,
+  /** Join tokens usable once (the nonce is remembered until the token expires); off by default. */
+  singleUseTokens: false,
+  /** Per-peer errors of one code logged in full before the log only samples them (one line per interval). */
+  errorLogBurst: 5,
+  errorLogIntervalS: 10,
+  /** A peer that draws more error frames than this within errorLogIntervalS is disconnected (garbage floods). */
+  maxPeerErrors: 64,
+});
+
+/** POST /score (the fidelity check's exact reference): bounded work, behind the join credential. */
+export const SCORE_LIMITS = Object.freeze({
+  /** Largest request body. */
+  maxBodyBytes: 1024 * 1024,
+  /** Tokens scored per request (prompt plus every continuation): this many model contexts. */
+  maxContexts: 64,
+  /** Requests running or waiting; more get 503 with Retry-After. */
+  maxQueued: 2,
+  retryAfterS: 5,
 });
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -184,6 +258,7 @@ export interface UserSettings {
   draftTemperature: number | null;
   dsdPrecision: DsdPrecision;
   candidates: number | 'auto';
+  pipeline: boolean;
   maxTokens: number;
 }
 export type SettingKey = keyof UserSettings;
@@ -193,7 +268,7 @@ export interface SettingSpec {
   key: SettingKey;
   /** CLI flag (without --) and widget attribute; the URL query and the form use `key`. */
   flag: string;
-  kind: 'choice' | 'int' | 'number';
+  kind: 'choice' | 'int' | 'number' | 'bool';
   choices?: readonly string[];
   min?: number;
   max?: number;
@@ -268,6 +343,12 @@ export const SETTING_SPECS: readonly SettingSpec[] = [
     help: 'candidate count K, or auto',
   },
   {
+    key: 'pipeline',
+    flag: 'pipeline',
+    kind: 'bool',
+    help: 'dssd: keep drafting while verdicts are in flight (1/0)',
+  },
+  {
     key: 'maxTokens',
     flag: 'max-tokens',
     kind: 'int',
@@ -293,6 +374,7 @@ export const DEFAULT_USER_SETTINGS: Readonly<UserSettings> = Object.freeze({
   draftTemperature: null,
   dsdPrecision: DEFAULT_SETTINGS.dsdPrecision,
   candidates: DEFAULT_SETTINGS.candidates,
+  pipeline: DEFAULT_SETTINGS.pipeline,
   maxTokens: 64,
 });
 
@@ -313,6 +395,7 @@ export const PAGE_SETTING_KEYS: readonly SettingKey[] = [
   'topK',
   'topP',
   'seed',
+  'pipeline',
   'maxTokens',
 ];
 
@@ -331,8 +414,12 @@ export type SettingSource =
   | URLSearchParams
   | ((name: string) => string | null | undefined);
 
+const TRUE = ['1', 'true', 'on', 'yes'];
+const FALSE = ['0', 'false', 'off', 'no'];
+
 function describe(s: SettingSpec): string {
   if (s.kind === 'choice') return `one of ${s.choices!.join(', ')}`;
+  if (s.kind === 'bool') return '1 or 0';
   const lo = s.above !== undefined ? `(${s.above}` : `[${s.min}`;
   const range = `${s.kind === 'int' ? 'an integer' : 'a number'} in ${lo}, ${s.max}]`;
   return `${range}${s.auto ? ' or auto' : ''}${s.nullable ? ' or empty' : ''}`;
@@ -341,6 +428,12 @@ function describe(s: SettingSpec): string {
 /** Parses one value; returns the value or an error message. */
 function parseValue(s: SettingSpec, raw: string): { value: UserSettings[SettingKey] } | { error: string } {
   const t = raw.trim();
+  if (s.kind === 'bool') {
+    // A bare flag or attribute (`--pipeline`, `<dssd-chat pipeline>`) arrives as an empty string: on.
+    if (t === '' || TRUE.includes(t.toLowerCase())) return { value: true };
+    if (FALSE.includes(t.toLowerCase())) return { value: false };
+    return { error: `must be ${describe(s)}, got ${JSON.stringify(raw)}` };
+  }
   if (s.kind === 'choice') {
     return s.choices!.includes(t)
       ? { value: t as never }
@@ -411,6 +504,7 @@ export function toSessionSettings(u: UserSettings): { settings: SessionSettings;
     draftSampling: u.draftTemperature === null ? sampling : { ...sampling, temperature: u.draftTemperature },
     dsdPrecision: u.dsdPrecision,
     candidates: u.candidates,
+    pipeline: u.pipeline && u.mode === 'dssd',
     ...(u.seed !== null ? { seed: u.seed } : {}),
   });
   return { settings, adaptiveGamma };
@@ -422,7 +516,7 @@ export function settingsToQuery(u: UserSettings, base: UserSettings = DEFAULT_US
   for (const s of SETTING_SPECS) {
     const v = u[s.key];
     if (v === base[s.key]) continue;
-    q.set(s.key, v === null ? '' : String(v));
+    q.set(s.key, v === null ? '' : typeof v === 'boolean' ? (v ? '1' : '0') : String(v));
   }
   return q.toString();
 }
@@ -436,9 +530,17 @@ export function settingsHelp(
     .map((k) => {
       const s = SETTING_SPEC[k];
       const arg =
-        s.kind === 'choice' ? s.choices!.join('|') : s.auto ? 'N|auto' : s.kind === 'int' ? 'N' : 'X';
+        s.kind === 'bool'
+          ? ''
+          : s.kind === 'choice'
+            ? s.choices!.join('|')
+            : s.auto
+              ? 'N|auto'
+              : s.kind === 'int'
+                ? 'N'
+                : 'X';
       const d = base[k];
-      const head = `  --${s.flag} ${arg}`;
+      const head = `  --${s.flag}${arg ? ' ' + arg : ''}`;
       return `${head.padEnd(32)} ${s.help}; ${describe(s)} (default ${d === null ? 'none' : d})`;
     })
     .join('\n');
@@ -549,7 +651,14 @@ export function validateSettings(x: unknown, limits: { maxGamma?: number } = {})
     dsdPrecision: dsdPrecision as DsdPrecision,
     topK: int(x.topK ?? TOPK_CODEC.default, 'topK', 1, TOPK_CODEC.max),
     candidates: candidates as number | 'auto',
+    pipeline: false,
+    window: 0,
   };
+  const pipeline = x.pipeline ?? false;
+  if (typeof pipeline !== 'boolean') bad('pipeline must be true or false');
+  if (pipeline && mode !== 'dssd') bad(`pipelined drafting is a dssd mode, not ${mode}`);
+  s.pipeline = pipeline as boolean;
+  s.window = int(x.window ?? 0, 'window', 0, PIPELINE.maxWindow);
   if (seed !== undefined) s.seed = seed;
   return s;
 }

@@ -9,6 +9,8 @@
  * on a slow link) and rounds that were fully accepted (one token down).
  */
 
+import { pipelinedTokensPerSecond } from '@dssd/kernel';
+
 export interface RoundObservation {
   gamma: number;
   accepted: number;
@@ -78,6 +80,16 @@ export class GammaController {
     this.n++;
   }
 
+  /** Draft time per token (running mean), ms. */
+  get draftMsPerToken(): number {
+    return this.draftPerToken;
+  }
+
+  /** Uplink to verdict (round trip plus the edge's pass), running mean over accepted and rejected rounds. */
+  get verdictLatencyMs(): number | null {
+    return this.waitAccept ?? this.waitReject;
+  }
+
   /** Predicted tokens per ms for a draft length. */
   predict(gamma: number): number {
     let tokens = 1;
@@ -105,6 +117,43 @@ export class GammaController {
     }
     return best;
   }
+}
+
+/** The most blocks a pipelined window may hold (more only adds drafts a rejection throws away). */
+const MAX_WINDOW_BLOCKS = 4;
+
+export interface PipelineChoice {
+  block: number;
+  window: number;
+}
+
+/**
+ * Pipelined mode: the block size and window that maximise the pipelined model (kernel
+ * `pipelinedTokensPerSecond`) under the running α, draft time per token and verdict latency; among choices within
+ * 1% of the best, the smallest window (fewer wasted drafts), then the smallest block.
+ */
+export function choosePipeline(c: GammaController, fallbackWindowBlocks: number): PipelineChoice {
+  const initial = { block: c.initialGamma, window: fallbackWindowBlocks * c.initialGamma };
+  const latency = c.verdictLatencyMs;
+  if (latency === null || c.draftMsPerToken <= 0) return initial;
+  const options: (PipelineChoice & { v: number })[] = [];
+  for (let g = 1; g <= c.maxGamma; g++) {
+    for (let b = 1; b <= MAX_WINDOW_BLOCKS; b++) {
+      const v = pipelinedTokensPerSecond({
+        alpha: c.alpha,
+        draftMs: c.draftMsPerToken,
+        passMs: () => 0, // the measured latency already holds the edge's pass
+        rttMs: latency,
+        block: g,
+        window: b * g,
+      });
+      options.push({ block: g, window: b * g, v });
+    }
+  }
+  const best = Math.max(...options.map((o) => o.v));
+  const good = options.filter((o) => o.v >= 0.99 * best);
+  good.sort((a, b) => a.window - b.window || a.block - b.block);
+  return { block: good[0].block, window: good[0].window };
 }
 
 function ema(prev: number | null, x: number, w: number): number {

@@ -87,6 +87,7 @@ export class DeviceSession {
       rng,
       gammaCtl: opts.adaptiveGamma ? new GammaController(this.settings.gamma) : null,
       next: () => this.next(),
+      poll: () => this.poll(),
       send: (f: Frame, round: number) => this.send(f, round),
       edgeKnown: () => this.edgeKnown,
       setEdgeKnown: (n: number) => (this.edgeKnown = n),
@@ -98,6 +99,7 @@ export class DeviceSession {
         this.minRound = r;
         return r;
       },
+      nextRound: () => this.wireRound++,
       recover: () => this.recover(),
     };
     this.cur = opts.transport;
@@ -246,18 +248,25 @@ export class DeviceSession {
     this.waiter?.resolve();
   }
 
+  /** A frame already received, or null; throws the pending failure. */
+  private poll(): DecodedFrame | null {
+    const f = this.inbox.shift();
+    if (f) return f;
+    if (this.failure) {
+      const err = this.failure;
+      // An edge error answers one request; a closed channel stays failed.
+      if (err.code !== ProtocolErrorCode.Closed) this.failure = null;
+      throw err;
+    }
+    return null;
+  }
+
   /** The next frame from the edge, or the pending failure. */
   private async next(): Promise<DecodedFrame> {
     const deadline = this.now() + this.timeoutMs;
     for (;;) {
-      const f = this.inbox.shift();
+      const f = this.poll();
       if (f) return f;
-      if (this.failure) {
-        const err = this.failure;
-        // An edge error answers one request; a closed channel stays failed.
-        if (err.code !== ProtocolErrorCode.Closed) this.failure = null;
-        throw err;
-      }
       const left = deadline - this.now();
       if (left <= 0)
         throw new ProtocolError(ProtocolErrorCode.Timeout, `no answer from the edge in ${this.timeoutMs} ms`);

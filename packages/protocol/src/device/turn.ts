@@ -2,19 +2,20 @@
  * One turn on the device: the speculative loop (draft γ, uplink, apply the verdict, resample with the kernel's
  * round functions), the edge-only `ar` client, re-sync after faults and the offline fallback.
  */
-import type { DoneReason, Frame, DecodedFrame } from '@dssd/codec';
+import type { DoneReason, Frame, DecodedFrame, RejectionBody } from '@dssd/codec';
 import {
   SpecStats,
   processLogits,
   resampleRejected,
   resolveRejectionCandidates,
   sampleFrom,
+  type RoundRng,
   type SessionRng,
 } from '@dssd/kernel';
 import { ProtocolError, ProtocolErrorCode } from '../errors.js';
-import type { SessionSettings, WelcomeBody } from '../settings.js';
+import { PIPELINE, type SessionSettings, type WelcomeBody } from '../settings.js';
 import type { TransportCounters } from '../wire/transport.js';
-import type { GammaController } from './adaptive.js';
+import { choosePipeline, type GammaController } from './adaptive.js';
 import type { DeviceOptions, GenerateOptions, TokenOrigin, TurnResult, TurnStats } from './types.js';
 
 /** The session as a turn sees it. */
@@ -35,6 +36,8 @@ export interface TurnHooks {
   readonly rng: SessionRng;
   readonly gammaCtl: GammaController | null;
   next(): Promise<DecodedFrame>;
+  /** A frame already received, or null; throws a pending failure like next(). */
+  poll(): DecodedFrame | null;
   send(f: Frame, round: number): Promise<void>;
   edgeKnown(): number;
   setEdgeKnown(n: number): void;
@@ -42,6 +45,8 @@ export interface TurnHooks {
   now(): number;
   /** Reserves `n` wire rounds from the next one on; frames for earlier rounds are stale from now. */
   takeRounds(n: number): number;
+  /** Reserves the next wire round without making earlier ones stale (pipelined blocks). */
+  nextRound(): number;
   /** After a failed round: reconnects/resumes when needed; returns the history length both sides hold. */
   recover(): Promise<number>;
 }
@@ -72,6 +77,7 @@ export function emptyTurnStats(): TurnStats {
     gammas: [],
     recoveries: 0,
     unverifiedTokens: 0,
+    wastedDrafts: 0,
   };
 }
 
@@ -119,6 +125,7 @@ export class TurnRun {
           if (resync) base = await this.i.recover();
           await this.sendTurn(base, resync);
           if (s.settings.mode === 'ar') await this.runAr();
+          else if (s.settings.pipeline) await this.runPipelined();
           else await this.runSpeculative();
           break;
         } catch (e) {
@@ -283,6 +290,8 @@ export class TurnRun {
     const drafter = this.i.opts.drafter!;
     const dsd = set.mode === 'dsd';
     let prev: number | undefined;
+    /** Candidate trials of the last rejection, reported with the next draft frame. */
+    let trials: number | undefined;
     for (let round = 0; ; round++) {
       if (this.o.signal?.aborted) {
         this.done = 'stopped';
@@ -307,9 +316,7 @@ export class TurnRun {
       const Qs: Float32Array[] = [];
       let feed = s.history.slice(drafter.length);
       for (let k = 1; k <= gamma; k++) {
-        const rows = await drafter.forward(feed);
-        const Q = processLogits(rows[rows.length - 1], set.draftSampling);
-        const x = sampleFrom(Q, rng.draft(k));
+        const { x, Q } = await this.draftToken(feed, rng.draft(k));
         drafts.push(x);
         q.push(Q[x]);
         Qs.push(Q);
@@ -327,11 +334,18 @@ export class TurnRun {
         );
       } else {
         await this.i.send(
-          { kind: 'draft', ids: drafts, q, ...(prev !== undefined ? { prevToken: prev } : {}) },
+          {
+            kind: 'draft',
+            ids: drafts,
+            q,
+            ...(prev !== undefined ? { prevToken: prev } : {}),
+            ...(trials !== undefined ? { candidateTrials: trials } : {}),
+          },
           wireRound,
         );
       }
       prev = undefined;
+      trials = undefined;
       const f = await this.i.next();
       const waitMs = this.i.now() - w0;
       this.stats.waitMs += waitMs;
@@ -362,29 +376,7 @@ export class TurnRun {
           y = f.token;
         } else {
           if (dsd) throw new ProtocolError(ProtocolErrorCode.BadFrame, 'a reject verdict in dsd mode');
-          const Qj = Qs[j - 1];
-          const body = f.body;
-          if (body.encoding === 'candidates') {
-            const token = resolveRejectionCandidates(body, Qj, j, rng);
-            if (token === null) {
-              fallback = true;
-              await this.i.send({ kind: 'fullRequest', j }, wireRound);
-              const full = await this.i.next();
-              if (full.kind !== 'fullResponse' || full.j !== j || full.round !== wireRound) {
-                throw new ProtocolError(
-                  ProtocolErrorCode.UnexpectedFrame,
-                  `expected P_${j} in full, got ${full.kind}`,
-                );
-              }
-              y = resampleRejected(full.p, Qj, j, rng, this.i.opts.rules);
-            } else {
-              y = token;
-            }
-          } else {
-            if (body.p.length !== Qj.length)
-              throw new ProtocolError(ProtocolErrorCode.BadFrame, 'P_j has the wrong size');
-            y = resampleRejected(body.p, Qj, j, rng, this.i.opts.rules);
-          }
+          ({ y, fallback, trials } = await this.resolveReject(f.body, Qs[j - 1], j, rng, wireRound));
         }
         this.spec.recordRound(gamma, j - 1, { resampled: true, fallback, fullRequest: fallback });
         drafter.truncate(Math.min(drafter.length, N + j - 1));
@@ -410,6 +402,202 @@ export class TurnRun {
     this.i.setEdgeKnown(Math.min(this.i.edgeKnown(), s.history.length));
     if (drafter.length > s.history.length) drafter.truncate(s.history.length);
   }
+
+  /** One draft token: the drafter scores `feed`, Q is processed, x ~ Q; padded to the emulated draft cost. */
+  private async draftToken(feed: number[], u: number): Promise<{ x: number; Q: Float32Array }> {
+    const t0 = this.i.now();
+    const rows = await this.i.opts.drafter!.forward(feed);
+    const Q = processLogits(rows[rows.length - 1], this.s.settings.draftSampling);
+    const x = sampleFrom(Q, u);
+    const pad = (this.i.opts.draftCostMs ?? 0) - (this.i.now() - t0);
+    if (pad > 0) await sleep(pad);
+    return { x, Q };
+  }
+
+  /** The residual token after a reject verdict at j: from the candidates, or from P_j (asked for in full if needed). */
+  private async resolveReject(
+    body: RejectionBody,
+    Qj: Float32Array,
+    j: number,
+    rng: RoundRng,
+    wireRound: number,
+  ): Promise<{ y: number; fallback: boolean; trials?: number }> {
+    const rules = this.i.opts.rules;
+    if (body.encoding !== 'candidates') {
+      if (body.p.length !== Qj.length)
+        throw new ProtocolError(ProtocolErrorCode.BadFrame, 'P_j has the wrong size');
+      return { y: resampleRejected(body.p, Qj, j, rng, rules), fallback: false };
+    }
+    const hit = resolveRejectionCandidates(body, Qj, j, rng);
+    // The trial count (0: all failed) goes up with the next draft: the edge's K chooser learns from it.
+    if (hit !== null) return { y: hit.token, fallback: false, trials: hit.trials };
+    await this.i.send({ kind: 'fullRequest', j }, wireRound);
+    const full = await this.i.next();
+    if (full.kind !== 'fullResponse' || full.j !== j || full.round !== wireRound) {
+      throw new ProtocolError(ProtocolErrorCode.UnexpectedFrame, `expected P_${j} in full, got ${full.kind}`);
+    }
+    return { y: resampleRejected(full.p, Qj, j, rng, rules), fallback: true, trials: 0 };
+  }
+
+  /**
+   * Pipelined DSSD: keep drafting while blocks are in flight, at most `window` unverified tokens, each block up
+   * to γ drafts with its own (never reused) block number; verdicts are applied in order. A block never gets a
+   * bonus. After a rejection every unverified draft is discarded (the edge drops the blocks built on them as
+   * stale) and the next block carries the resampled token. Every draft sent was sampled from the Q kept here.
+   */
+  private async runPipelined(): Promise<void> {
+    const s = this.s;
+    const set = s.settings;
+    const drafter = this.i.opts.drafter!;
+    const fixed = { block: set.gamma, window: set.window || PIPELINE.windowBlocks * set.gamma };
+    const eos = s.welcome.model.eosTokenId;
+    /** Blocks sent and not yet answered, oldest first; their drafts follow the committed history in order. */
+    const inflight: {
+      round: number;
+      drafts: number[];
+      Qs: Float32Array[];
+      draftMs: number;
+      sentAt: number;
+    }[] = [];
+    let unverified = 0;
+    let prev: number | undefined;
+    /** Candidate trials of the last rejection, reported with the next draft frame. */
+    let trials: number | undefined;
+    let endDrafted = false; // an EOS was drafted: nothing beyond it until the verdicts say
+    for (;;) {
+      if (this.o.signal?.aborted) {
+        // Blocks still in flight become stale at the edge: nothing more is verified for this turn.
+        if (inflight.length) await this.i.send({ kind: 'stop' }, 0);
+        this.done = 'stopped';
+        break;
+      }
+      const remaining = this.o.maxNewTokens - this.tokens.length;
+      const room = s.maxContext - 1 - s.history.length - unverified;
+      // Adaptive: block size and window from the pipelined model; otherwise the settings'.
+      const ctl = this.i.gammaCtl;
+      const { block, window } = ctl ? choosePipeline(ctl, PIPELINE.windowBlocks) : fixed;
+      const budget = Math.min(window - unverified, remaining - unverified, room, block);
+      let f = this.i.poll();
+      if (!f && (budget <= 0 || endDrafted)) {
+        if (inflight.length === 0) {
+          this.done = 'contextEnd'; // nothing in flight and no room to draft
+          break;
+        }
+        const w0 = this.i.now();
+        f = await this.i.next();
+        this.stats.waitMs += this.i.now() - w0;
+      }
+      if (!f) {
+        // ---- draft one block and send it ----
+        const round = this.i.nextRound();
+        const rng = this.i.rng.round(this.turn, round);
+        const d0 = this.i.now();
+        const N = s.history.length + unverified;
+        const spec = inflight.flatMap((b) => b.drafts);
+        const known = s.history.concat(spec);
+        if (drafter.length >= N) drafter.truncate(N - 1);
+        let feed = known.slice(drafter.length);
+        const drafts: number[] = [];
+        const q: number[] = [];
+        const Qs: Float32Array[] = [];
+        for (let k = 1; k <= budget; k++) {
+          const { x, Q } = await this.draftToken(feed, rng.draft(k));
+          drafts.push(x);
+          q.push(Q[x]);
+          Qs.push(Q);
+          feed = [x];
+          if (x === eos) {
+            endDrafted = true;
+            break;
+          }
+        }
+        const draftMs = this.i.now() - d0;
+        this.stats.draftMs += draftMs;
+        this.stats.gammas.push(drafts.length);
+        await this.i.send(
+          {
+            kind: 'draft',
+            ids: drafts,
+            q,
+            ...(prev !== undefined ? { prevToken: prev } : {}),
+            ...(trials !== undefined ? { candidateTrials: trials } : {}),
+          },
+          round,
+        );
+        prev = undefined;
+        trials = undefined;
+        inflight.push({ round, drafts, Qs, draftMs, sentAt: this.i.now() });
+        unverified += drafts.length;
+        continue;
+      }
+      // ---- apply the verdict of the oldest block ----
+      const b = inflight.shift();
+      if (!b || f.kind !== 'verdict' || f.round !== b.round) {
+        throw new ProtocolError(
+          ProtocolErrorCode.UnexpectedFrame,
+          `expected the verdict of block ${b?.round}, got ${f.kind} (round ${f.round})`,
+        );
+      }
+      this.stats.rounds++;
+      this.stats.llmForwardPasses++;
+      unverified -= b.drafts.length;
+      const g = b.drafts.length;
+      const k0 = this.i.now();
+      let more: boolean;
+      if (f.outcome === 'accepted') {
+        if (f.j !== g + 1)
+          throw new ProtocolError(
+            ProtocolErrorCode.BadFrame,
+            `accepted verdict with j = ${f.j}, block of ${g}`,
+          );
+        this.spec.recordRound(g, g, { bonus: false });
+        more = this.commit(
+          b.drafts,
+          b.drafts.map((): TokenOrigin => 'draft'),
+        );
+        this.i.setEdgeKnown(s.history.length);
+      } else if (f.outcome === 'reject') {
+        const j = f.j;
+        if (j < 1 || j > g)
+          throw new ProtocolError(ProtocolErrorCode.BadFrame, `rejection at j = ${j} in a block of ${g}`);
+        const rng = this.i.rng.round(this.turn, b.round);
+        const r = await this.resolveReject(f.body, b.Qs[j - 1], j, rng, b.round);
+        const { y, fallback } = r;
+        trials = r.trials;
+        this.spec.recordRound(g, j - 1, { resampled: true, fallback, fullRequest: fallback });
+        // Everything drafted beyond j is discarded: the rest of this block and every later block.
+        this.stats.wastedDrafts += g - j + unverified;
+        inflight.length = 0;
+        unverified = 0;
+        endDrafted = false;
+        const N = s.history.length;
+        this.i.setEdgeKnown(N + j - 1);
+        prev = y;
+        more = this.commit(
+          [...b.drafts.slice(0, j - 1), y],
+          [...b.drafts.slice(0, j - 1).map((): TokenOrigin => 'draft'), 'resampled'],
+        );
+        drafter.truncate(Math.min(drafter.length, N + j - 1));
+      } else {
+        throw new ProtocolError(
+          ProtocolErrorCode.UnexpectedFrame,
+          `unexpected verdict '${f.outcome}' (pipelined)`,
+        );
+      }
+      this.stats.kernelMs += this.i.now() - k0;
+      this.i.gammaCtl?.observe({
+        gamma: g,
+        accepted: f.outcome === 'accepted' ? g : f.j - 1,
+        draftMs: b.draftMs,
+        waitMs: k0 - b.sentAt,
+      });
+      if (!more) break;
+    }
+    // Drafts still in flight are wasted; the edge drops those blocks once the turn ends.
+    this.stats.wastedDrafts += unverified;
+    this.i.setEdgeKnown(Math.min(this.i.edgeKnown(), s.history.length));
+    if (drafter.length > s.history.length) drafter.truncate(s.history.length);
+  }
 }
 
 /** Failures a re-sync (or a resume) can cure; refusals (limits, access, settings) are final. */
@@ -420,3 +608,5 @@ const RECOVERABLE = new Set<ProtocolErrorCode>([
   ProtocolErrorCode.UnexpectedFrame,
   ProtocolErrorCode.Internal,
 ]);
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));

@@ -26,6 +26,11 @@ export interface DeviceOptions {
   secretSeed?: number;
   /** The residual's decision rules (default: the kernel's exact ones; test tools wrap them). */
   rules?: RoundRules;
+  /**
+   * EMULATION: pads each drafted token to this many ms with an asynchronous sleep (a browser draft's cost on a
+   * device that drafts faster), so benchmarks can measure with realistic draft costs.
+   */
+  draftCostMs?: number;
   /** How long to wait for any edge frame. */
   timeoutMs?: number;
   /** Opens a fresh transport to the same edge (new signaling, new peer connection) to resume after a drop. */
@@ -77,6 +82,8 @@ export interface TurnStats {
   recoveries: number;
   /** Tokens generated offline by the draft model alone (origin 'unverified'). */
   unverifiedTokens: number;
+  /** Drafted tokens thrown away unverified or beyond a rejection in pipelined mode (drafting ahead's cost). */
+  wastedDrafts: number;
 }
 
 export interface TurnResult {

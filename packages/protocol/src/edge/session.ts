@@ -26,10 +26,19 @@ import {
   type FrameLimits,
   type DoneReason,
 } from '@dssd/codec';
-import { SessionRng, SpecStats, processLogits, sampleFrom, type RoundRules } from '@dssd/kernel';
+import {
+  CandidateCountChooser,
+  PipelineVerifier,
+  SessionRng,
+  SpecStats,
+  processLogits,
+  sampleFrom,
+  type RoundRules,
+} from '@dssd/kernel';
 import { ProtocolError, ProtocolErrorCode, WIRE_CODES } from '../errors.js';
 import type { LmSession } from '../lm.js';
 import {
+  CANDIDATES,
   DEFAULT_EDGE_LIMITS,
   PROTOCOL_VERSION,
   validateHello,
@@ -40,7 +49,14 @@ import {
 } from '../settings.js';
 import { historyDigest, parseResume, randomHex, type ResumeAnswer } from '../wire/resume.js';
 import { RoundBucket } from './rate.js';
-import { verifyDraft, verifyDsdDraft, type HeldDistribution } from './verify.js';
+import {
+  recordCandidateReport,
+  verifyBlock,
+  verifyDraft,
+  verifyDsdDraft,
+  type CandidateState,
+  type HeldDistribution,
+} from './verify.js';
 
 /** What a resumed session takes over from the one its device lost. */
 export interface HeldSession {
@@ -84,6 +100,13 @@ export interface EdgeSessionOptions {
   onError?: (code: ProtocolErrorCode, message: string) => void;
   /** Looks up a session a device asks to resume (absent: every resume rebuilds from the device's tokens). */
   resume?: (sessionId: number, secret: string) => ResumeLookup | Promise<ResumeLookup>;
+  /**
+   * Set when the device joined with a single-use token already spent: the hello must resume, with its secret,
+   * a session held for that token (or a later session of it), else the session is refused.
+   */
+  requireResume?: (sessionId: number) => boolean;
+  /** Called once the hello is accepted, before the welcome is sent (the owner tightens its frame limit). */
+  onSettled?: (settings: SessionSettings) => void;
   now?: () => number;
 }
 
@@ -116,15 +139,22 @@ export class EdgeSession {
   private arRunning: Promise<void> | null = null;
   private arStop = false;
   private chain: Promise<void> = Promise.resolve();
-  /** Running estimate of the total variation at rejections (adaptive candidate count). */
-  private readonly tv = { estimate: 0.5 };
+  /** Pipelined mode: the block verifier (null in serial mode). */
+  private blocks: PipelineVerifier | null = null;
+  /** The candidates codec's K: learned from the trials devices report (candidates: 'auto'). */
+  private readonly cand: CandidateState = { chooser: null, lastK: null };
   private closed = false;
   private roundBase = 0;
   private readonly bucket: RoundBucket;
   /** Proves the device's right to resume this session (hex, 128 bits); issued in the welcome. */
   resumeSecret = '';
-  /** When the last frame arrived (the owner's idle timeout reads it). */
+  /**
+   * When the device last made protocol progress (hello, turn, draft, full request, stop; pings do not count), for
+   * the owner's idle timeout.
+   */
   lastActivity: number;
+  /** When the session started (the owner's hello deadline reads it). */
+  readonly openedAt: number;
   private readonly now: () => number;
 
   constructor(private readonly opts: EdgeSessionOptions) {
@@ -132,6 +162,7 @@ export class EdgeSession {
     this.limits = { ...DEFAULT_EDGE_LIMITS, ...opts.limits };
     this.now = opts.now ?? (() => performance.now());
     this.lastActivity = this.now();
+    this.openedAt = this.lastActivity;
     this.bucket = new RoundBucket(this.limits.maxRoundsPerSecond, this.now);
   }
 
@@ -192,7 +223,6 @@ export class EdgeSession {
 
   private async process(bytes: Uint8Array): Promise<void> {
     if (this.closed) return;
-    this.lastActivity = this.now();
     let frame: DecodedFrame;
     try {
       if (bytes.length === 0) throw new ProtocolError(ProtocolErrorCode.BadFrame, 'malformed chunk');
@@ -202,6 +232,8 @@ export class EdgeSession {
       await this.sendError(ProtocolErrorCode.BadFrame, msg, 0);
       return;
     }
+    // Only progress keeps a session alive: a peer that only pings (or sends garbage) still times out.
+    if (frame.kind !== 'ping') this.lastActivity = this.now();
     try {
       await this.dispatch(frame);
     } catch (e) {
@@ -225,11 +257,15 @@ export class EdgeSession {
         `frame for session ${f.sessionId}, this is ${this.id}`,
       );
     }
+    // A stale pipelined block (drafted on a prefix a rejection, a stop or the turn's end discarded) is dropped
+    // before anything is counted: it consumes no uniforms, no rate budget and no held distribution.
+    if (f.kind === 'draft' && this.blocks && this.isStaleBlock(f.round, f.prevToken !== undefined)) return;
     if (f.kind === 'turn' || f.kind === 'draft' || f.kind === 'dsdDraft') this.bucket.take();
     switch (f.kind) {
       case 'turn':
         return this.onTurn(f.base, Array.from(f.ids), f.maxNewTokens, f.round);
       case 'draft':
+        if (f.candidateTrials !== undefined) recordCandidateReport(this.cand, f.candidateTrials);
         return this.onDraft(f.round, Array.from(f.ids), Array.from(f.q), f.prevToken);
       case 'dsdDraft':
         return this.onDsdDraft(f.round, Array.from(f.ids), f.dists);
@@ -280,15 +316,18 @@ export class EdgeSession {
     }
     this.maxContext = Math.min(m.maxContext, hello.model.maxContext, this.limits.maxContext);
     let resumed: ResumeAnswer | undefined;
+    const mustResume = this.opts.requireResume;
+    if (mustResume && (!resume || !mustResume(resume.sessionId))) {
+      throw new ProtocolError(ProtocolErrorCode.Unauthorized, 'this join token was already used');
+    }
     if (resume) {
       const found = this.opts.resume ? await this.opts.resume(resume.sessionId, resume.secret) : 'unknown';
-      if (found === 'denied') {
-        throw new ProtocolError(
-          ProtocolErrorCode.Unauthorized,
-          `the resume secret for session ${resume.sessionId} is wrong`,
-        );
+      if (mustResume && typeof found === 'string') {
+        throw new ProtocolError(ProtocolErrorCode.Unauthorized, 'this join token was already used');
       }
-      if (found !== 'unknown') {
+      // A wrong secret is answered like an unknown id (a rebuild from the device's committed tokens), so the
+      // answer never tells which session ids exist; Unauthorized would also break resume after a restart.
+      if (typeof found !== 'string') {
         this.target = found.target;
         this.history = found.history.slice(0, this.maxContext);
         if (this.target.length > this.history.length) this.target.truncate(this.history.length);
@@ -300,7 +339,16 @@ export class EdgeSession {
     }
     this.target ??= await this.opts.createTarget();
     this.settings = s;
+    this.opts.onSettled?.(s);
     this.rng = new SessionRng(s.seed ?? this.opts.secretSeed);
+    this.blocks = s.pipeline ? new PipelineVerifier(this.opts.rules) : null;
+    if (s.codec === 'candidates' && s.candidates === 'auto')
+      this.cand.chooser = new CandidateCountChooser({
+        vocabSize: m.vocabSize,
+        minK: CANDIDATES.min,
+        maxK: CANDIDATES.max,
+        initialK: CANDIDATES.initialK,
+      });
     this.resumeSecret = randomHex(16);
     await this.send(
       {
@@ -351,6 +399,7 @@ export class EdgeSession {
     this.turnActive = true;
     this.awaitingPrev = false;
     this.pendingFull = null;
+    this.blocks?.reset(wireRound);
     if (this.settings!.mode === 'ar') {
       this.arStop = false;
       this.arRunning = this.generateAr(maxNewTokens).finally(() => (this.arRunning = null));
@@ -401,8 +450,65 @@ export class EdgeSession {
     }
   }
 
+  private isStaleBlock(round: number, carriesResample: boolean): boolean {
+    return !this.turnActive || this.blocks!.isStale({ index: round, carriesResample });
+  }
+
+  /**
+   * A pipelined block: the edge feeds the uncached tokens (the piggybacked resampled token first, or the last
+   * block's final draft) and every draft but the last, verifies in order with no bonus, and answers `accepted`
+   * or `reject`. The last draft of an accepted block stays uncached: the next block feeds it.
+   */
+  private async onBlock(round: number, ids: number[], q: number[], prev: number | undefined): Promise<void> {
+    const s = this.settings!;
+    if (!this.turnActive) throw new ProtocolError(ProtocolErrorCode.UnexpectedFrame, 'draft outside a turn');
+    if (ids.length > s.gamma) {
+      throw new ProtocolError(
+        ProtocolErrorCode.BadFrame,
+        `block of ${ids.length} exceeds the agreed γ = ${s.gamma}`,
+      );
+    }
+    const need = this.history.length + (prev === undefined ? 0 : 1) + ids.length;
+    if (need > this.maxContext) {
+      throw new ProtocolError(
+        ProtocolErrorCode.ContextFull,
+        `the block would need ${need} positions; the context is ${this.maxContext}`,
+      );
+    }
+    if (prev !== undefined) this.history.push(prev);
+    this.pendingFull = null;
+    const t0 = this.now();
+    const rows = await this.score(ids.slice(0, -1));
+    const base = this.history.length;
+    let v;
+    try {
+      v = verifyBlock({
+        verifier: this.blocks!,
+        rows,
+        ids,
+        q,
+        carriesResample: prev !== undefined,
+        settings: s,
+        rng: (index) => this.rng!.round(this.turn, index),
+        round,
+        cand: this.cand,
+      });
+    } catch (e) {
+      if (prev !== undefined) this.history.pop();
+      throw e;
+    }
+    if (v === null) return; // cannot happen after isStaleBlock; kept so a stale block never touches state
+    this.history.push(...v.appended);
+    if (v.truncateTo !== null) this.target!.truncate(base + v.truncateTo);
+    this.pendingFull = v.held;
+    this.metrics.stats.recordRound(ids.length, v.accepted, v.outcome);
+    this.endRound(t0);
+    return this.send(v.frame, round);
+  }
+
   private async onDraft(round: number, ids: number[], q: number[], prev: number | undefined): Promise<void> {
     const s = this.settings!;
+    if (s.mode === 'dssd' && s.pipeline) return this.onBlock(round, ids, q, prev);
     if (s.mode !== 'dssd')
       throw new ProtocolError(ProtocolErrorCode.UnexpectedFrame, `draft frames in ${s.mode} mode`);
     if (this.awaitingPrev && prev === undefined) {
@@ -427,7 +533,7 @@ export class EdgeSession {
       settings: s,
       rng: this.rng!.round(this.turn, this.round),
       round,
-      tv: this.tv,
+      cand: this.cand,
       rules: this.opts.rules,
     });
     this.history.push(...v.appended);

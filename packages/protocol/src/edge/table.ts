@@ -18,7 +18,14 @@ export class SessionTable {
   constructor(
     readonly holdMs: number,
     private readonly dispose: (t: LmSession) => void,
+    /** Most sessions held at once (each keeps its KV cache); a new one evicts the oldest. */
+    readonly maxHeld = Infinity,
   ) {}
+
+  /** Whether `id` names a live or held session (new ids must not). */
+  has(id: number): boolean {
+    return this.live.has(id) || this.held.has(id);
+  }
 
   get liveCount(): number {
     return this.live.size;
@@ -37,7 +44,13 @@ export class SessionTable {
     if (this.live.get(edge.id)?.edge !== edge) return; // already taken over
     this.live.delete(edge.id);
     edge.close();
-    if (this.holdMs > 0 && !this.shut && edge.settings && edge.resumeSecret) {
+    if (this.holdMs > 0 && this.maxHeld > 0 && !this.shut && edge.settings && edge.resumeSecret) {
+      // Map order is age order: the oldest held session makes room.
+      while (this.held.size >= this.maxHeld) {
+        const oldest = this.held.keys().next().value as number;
+        clearTimeout(this.held.get(oldest)!.timer);
+        this.drop(oldest);
+      }
       const timer = setTimeout(() => this.drop(edge.id), this.holdMs);
       (timer as { unref?: () => void }).unref?.();
       this.held.set(edge.id, { edge, timer });

@@ -3,11 +3,12 @@
  * kernel's round functions (verifyDssdRound, drawRejectionCandidates, verifyDsdRound) — the same functions the
  * kernel's exact-enumeration tests prove. The session applies the returned history and cache changes.
  */
-import type { Frame, RejectionBody } from '@dssd/codec';
+import { HEADER_SIZE, encodedSize, fullResponseFrameSize, type Frame, type RejectionBody } from '@dssd/codec';
 import {
-  chooseCandidateCount,
   drawRejectionCandidates,
+  type CandidateCountChooser,
   processLogits,
+  type PipelineVerifier,
   verifyDsdRound,
   verifyDssdRound,
   type RoundOutcome,
@@ -15,7 +16,7 @@ import {
   type RoundRules,
 } from '@dssd/kernel';
 import { ProtocolError, ProtocolErrorCode } from '../errors.js';
-import type { SessionSettings } from '../settings.js';
+import { CANDIDATES, type SessionSettings } from '../settings.js';
 
 /** P_j kept for a device whose candidates all failed (it asks for P_j in full). */
 export interface HeldDistribution {
@@ -37,12 +38,18 @@ export interface EdgeRoundResult {
   outcome: RoundOutcome;
 }
 
-/** Smallest TV the candidate count is sized for (K stays bounded when rejections are rare). */
-const MIN_TV = 0.05;
+/**
+ * How the candidate count is chosen: `chooser` (candidates: 'auto') learns from the trials devices report; the
+ * last K sent is kept so that the next report can be read against it.
+ */
+export interface CandidateState {
+  chooser: CandidateCountChooser | null;
+  lastK: number | null;
+}
 
 /**
- * DSSD: `rows` are the target's logits from the last history token on (γ+1 rows). `tv` carries the running
- * estimate of the total variation at rejections, which sizes K for `candidates: 'auto'`.
+ * DSSD: `rows` are the target's logits from the last history token on (γ+1 rows). `cand` sizes K for the
+ * candidates codec.
  */
 export function verifyDraft(o: {
   rows: Float32Array[];
@@ -51,7 +58,7 @@ export function verifyDraft(o: {
   settings: SessionSettings;
   rng: RoundRng;
   round: number;
-  tv: { estimate: number };
+  cand: CandidateState;
   rules?: RoundRules;
 }): EdgeRoundResult {
   const s = o.settings;
@@ -73,21 +80,78 @@ export function verifyDraft(o: {
       outcome: { bonus: true },
     };
   }
-  const j = v.rejectedAt;
-  const Pj = v.rejectedRow as Float32Array;
-  o.tv.estimate = 0.9 * o.tv.estimate + 0.1 * (1 - Math.min(1, Pj[o.ids[j - 1]] / o.q[j - 1]));
+  return rejection(o, v.rejectedAt, v.rejectedRow as Float32Array);
+}
+
+/**
+ * Pipelined DSSD block (see the kernel's PipelineVerifier): `rows` are P_1..P_g of the block (the edge fed
+ * the uncached tokens and every draft but the last). Returns null for a stale block, which changes nothing.
+ */
+export function verifyBlock(o: {
+  verifier: PipelineVerifier;
+  rows: Float32Array[];
+  ids: number[];
+  q: number[];
+  carriesResample: boolean;
+  settings: SessionSettings;
+  rng: (index: number) => RoundRng;
+  round: number;
+  cand: CandidateState;
+}): EdgeRoundResult | null {
+  const v = o.verifier.verify(
+    { index: o.round, carriesResample: o.carriesResample, drafts: o.ids, q: o.q },
+    (i) => processLogits(o.rows[i - 1], o.settings.sampling),
+    o.rng,
+  );
+  if (v.stale) return null;
+  if (v.rejectedAt === null) {
+    const g = o.ids.length;
+    return {
+      frame: { kind: 'verdict', outcome: 'accepted', j: g + 1 },
+      accepted: g,
+      appended: [...o.ids],
+      truncateTo: null,
+      held: null,
+      outcome: { bonus: false },
+    };
+  }
+  return rejection({ ...o, rng: o.rng(o.round) }, v.rejectedAt, v.rejectedRow as Float32Array);
+}
+
+/** The reject verdict at j: P_j in the session's codec, or K candidates drawn from it (P_j held for a fall-back). */
+function rejection(
+  o: {
+    ids: number[];
+    q: number[];
+    settings: SessionSettings;
+    rng: RoundRng;
+    round: number;
+    cand: CandidateState;
+  },
+  j: number,
+  Pj: Float32Array,
+): EdgeRoundResult {
+  const s = o.settings;
   let body: RejectionBody;
   let held: HeldDistribution | null = null;
-  if (s.codec === 'candidates') {
-    const K =
-      s.candidates === 'auto'
-        ? chooseCandidateCount(Math.min(1, Math.max(MIN_TV, o.tv.estimate)))
-        : s.candidates;
-    const c = drawRejectionCandidates(Pj, K, j, o.rng);
+  const plan =
+    s.codec !== 'candidates'
+      ? null
+      : s.candidates !== 'auto' || !o.cand.chooser
+        ? { mode: 'candidates' as const, K: s.candidates === 'auto' ? CANDIDATES.initialK : s.candidates }
+        : o.cand.chooser.plan(
+            FULL_REQUEST_BYTES + fullResponseFrameSize(Pj) + CANDIDATES.fallbackRoundTripBytes,
+            encodedSize(Pj, 'auto'),
+          );
+  if (plan?.mode === 'candidates') {
+    const c = drawRejectionCandidates(Pj, plan.K, j, o.rng);
     body = { encoding: 'candidates', ids: c.ids, probs: c.probs };
     held = { j, round: o.round, p: Pj };
+    o.cand.lastK = plan.K;
   } else {
-    body = { encoding: s.codec, p: Pj, topK: s.topK };
+    // P_j itself: the session's codec, or (candidates codec) its smallest exact encoding when that is cheaper.
+    body = { encoding: s.codec === 'candidates' ? 'auto' : s.codec, p: Pj, topK: s.topK };
+    o.cand.lastK = null;
   }
   return {
     frame: { kind: 'verdict', outcome: 'reject', j, body },
@@ -95,7 +159,7 @@ export function verifyDraft(o: {
     appended: o.ids.slice(0, j - 1),
     truncateTo: j - 1,
     held,
-    outcome: { resampled: true, fullRequest: s.codec !== 'candidates' },
+    outcome: { resampled: true, fullRequest: held === null },
   };
 }
 
@@ -139,4 +203,21 @@ export function verifyDsdDraft(o: {
     held: null,
     outcome: { resampled: true },
   };
+}
+
+/** A fullRequest frame: the header and j. */
+const FULL_REQUEST_BYTES = HEADER_SIZE + 1;
+
+/** Reads a device's candidate-trials report against the K last sent (t ≥ 1: accepted at trial t; 0: fell back). */
+export function recordCandidateReport(cand: CandidateState, trials: number): void {
+  const K = cand.lastK;
+  if (K === null) {
+    throw new ProtocolError(ProtocolErrorCode.BadFrame, 'a candidate-trials report with no candidates sent');
+  }
+  if (trials > K)
+    throw new ProtocolError(ProtocolErrorCode.BadFrame, `trial ${trials} of only ${K} candidates`);
+  cand.lastK = null;
+  if (!cand.chooser) return;
+  if (trials === 0) cand.chooser.fellBack(K);
+  else cand.chooser.succeeded(trials, K);
 }

@@ -3,7 +3,13 @@
  * FrameTransport puts codec chunking, reassembly, backpressure and byte accounting on top of one, so the session
  * state machines only ever see whole frames.
  */
-import { Chunker, Reassembler, chunkSizeFor, DEFAULT_MAX_CHUNK_BYTES } from '@dssd/codec';
+import {
+  Chunker,
+  Reassembler,
+  chunkSizeFor,
+  DEFAULT_MAX_CHUNK_BYTES,
+  type ReassemblyBudget,
+} from '@dssd/codec';
 import { ProtocolError, ProtocolErrorCode } from '../errors.js';
 
 /** A message pipe: what a data channel or a test pipe offers. */
@@ -39,6 +45,8 @@ export interface FrameTransportOptions {
   maxFrameBytes?: number;
   /** Partially received frames held at once. */
   maxPendingFrames?: number;
+  /** Memory for partial frames shared with other transports (an edge's budget). */
+  reassemblyBudget?: ReassemblyBudget;
   /** Pause sending while more than this many bytes are queued (polling: some stacks lack bufferedamountlow). */
   highWaterMark?: number;
 }
@@ -73,6 +81,7 @@ export class FrameTransport {
     this.reassembler = new Reassembler({
       maxMessageBytes: opts.maxFrameBytes ?? 64 * 1024 * 1024,
       maxPendingMessages: opts.maxPendingFrames ?? 8,
+      budget: opts.reassemblyBudget,
     });
     this.highWaterMark = opts.highWaterMark ?? 1 << 20;
     channel.onMessage((chunk) => {
@@ -95,9 +104,29 @@ export class FrameTransport {
     channel.onClose((err) => {
       if (this.closed) return;
       this.closed = true;
+      this.reassembler.reset(); // gives partial frames' memory back to a shared budget
       this.closeError = err;
       for (const h of this.closeHandlers) h(err);
     });
+  }
+
+  /** Lowers (or raises) the largest frame accepted from the peer, e.g. once its session's settings are known. */
+  setMaxFrameBytes(n: number): void {
+    this.reassembler.setMaxMessageBytes(n);
+  }
+
+  get maxFrameBytes(): number {
+    return this.reassembler.maxMessageBytes;
+  }
+
+  /** Drops partial frames older than `maxAgeMs` (their own deadline); returns how many. */
+  expirePartial(maxAgeMs: number): number {
+    return this.reassembler.expire(maxAgeMs);
+  }
+
+  /** Partial frames held now. */
+  get partialFrames(): number {
+    return this.reassembler.pendingCount;
   }
 
   /** Every received frame (an empty array marks an undecodable chunk). */

@@ -1,0 +1,907 @@
+/**
+ * processLogits at real vocabulary sizes (|V| ≈ 152k) in O(|V|) with a few light passes.
+ *
+ * The output is defined by the straightforward algorithm (see processLogits' doc and test/reference-sampling.ts):
+ * scaled scores, top-k, top-p over a float64 running sum, softmax with expNonPositive, largest-remainder
+ * quantisation onto the 2^-24 grid. The fast path computes the same bits with a certificate at each step:
+ *
+ * - exp: the table-driven fastExpNonPositive is within FAST_EXP_REL_ERR of expNonPositive. Adding it to the
+ *   running normaliser z is accepted only when every value in that error interval would round to the same sum
+ *   (rounding is monotone, so checking the two ends suffices); otherwise the exact exp is computed. So z is
+ *   bit-identical to the reference's z.
+ * - floor(e/z·2^24) is accepted when the error interval of x contains no integer, else recomputed exactly.
+ * - largest remainders: a histogram of approximate remainders finds the boundary bucket; entries that are
+ *   surely above or below it are decided without exact values, and only the few near it (≈40) get exact
+ *   remainders and are sorted.
+ * - top-k selects with a histogram on the scaled scores and sorts only the boundary bucket.
+ * - top-p finds the crossing of the running sum with a histogram of masses; the kept prefix is exact as long as
+ *   the sums on both sides of the crossing are farther from topP than the worst-case summation error, otherwise
+ *   it is recomputed with a full sort.
+ *
+ * Anything uncertain or unusual falls back to exact code, so the fast path can only ever cost time, never bits.
+ * Scratch buffers are module-level and reused; none is ever returned (the output is a new array unless the
+ * caller passes `out`), so a distribution a caller keeps is never overwritten by a later call.
+ */
+import { KernelError, KernelErrorCode } from './errors.js';
+import { FAST_EXP_MIN, FAST_EXP_REL_ERR, expExact, fastExpNonPositive } from './exp.js';
+
+/** HF-style sampling parameters. temperature 0 = greedy, topK 0 = off, topP 1 = off. */
+export interface SamplingParams {
+  temperature: number;
+  topK: number;
+  topP: number;
+}
+
+/** Whether processLogits may take the one-pass small top-k path (temperature > 0, 0 < k <= FAST_TOP_K_MAX < n). */
+function topKFast(params: SamplingParams, n: number): boolean {
+  return params.temperature > 0 && params.topK > 0 && params.topK <= FAST_TOP_K_MAX && params.topK < n;
+}
+
+/** Options of processLogits. */
+export interface ProcessOptions {
+  /**
+   * Write the distribution here (length |V|, every entry is written) instead of allocating a new array. The
+   * buffer belongs to the caller: reuse it only once nothing holds the previous distribution (the device keeps
+   * each Q_i until the round's verdict). It must not share memory with the logits.
+   */
+  out?: Float32Array;
+}
+
+/** Number of grid units in a whole distribution (probability 1). */
+export const PROB_UNITS = 2 ** 24;
+/** Value of one grid unit, 2^-24. */
+export const PROB_UNIT = 2 ** -24;
+
+/** Throws KernelError(InvalidSamplingParams) unless the parameters are in their documented domains. */
+export function validateSamplingParams(params: SamplingParams): void {
+  if (params === null || typeof params !== 'object') {
+    throw new KernelError(KernelErrorCode.InvalidSamplingParams, 'sampling params must be an object');
+  }
+  const { temperature, topK, topP } = params;
+  if (typeof temperature !== 'number' || !Number.isFinite(temperature) || temperature < 0) {
+    throw new KernelError(
+      KernelErrorCode.InvalidSamplingParams,
+      `temperature must be a finite number >= 0, got ${String(temperature)}`,
+    );
+  }
+  if (!Number.isSafeInteger(topK) || topK < 0) {
+    throw new KernelError(
+      KernelErrorCode.InvalidSamplingParams,
+      `topK must be an integer >= 0 (0 = off), got ${String(topK)}`,
+    );
+  }
+  if (typeof topP !== 'number' || !Number.isFinite(topP) || !(topP > 0) || topP > 1) {
+    throw new KernelError(
+      KernelErrorCode.InvalidSamplingParams,
+      `topP must be in (0, 1] (1 = off), got ${String(topP)}`,
+    );
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Constants of the certificates.
+// ---------------------------------------------------------------------------------------------------------------
+/** Relative half-width of the interval that surely holds expNonPositive(s) around fastExpNonPositive(s). */
+const E_WIDTH = 2 * FAST_EXP_REL_ERR;
+/** Same for x = e/z·2^24: the exp error plus the roundings of e·(2^24/z) against (e/z)·2^24, with margin. */
+const X_WIDTH = 4 * FAST_EXP_REL_ERR;
+/**
+ * Margin around topP: the reference's running sum of k ≤ 2^18 rounded terms is within (k+1)·2^-53 ≈ 3e-11 of the
+ * real sum, and ours (bucket sums, approximate exps) within ≈ 6e-11; 2^-32 ≈ 2.3e-10 covers both.
+ */
+const TOP_P_MARGIN = 2 ** -32;
+/** Histogram size for scores and remainders (remainder buckets are r·2^12, exact). */
+const BUCKETS = 4096;
+const NO_BUCKET = 0xffff;
+/** At most this many survivors are handled by the plain exact code (sorts and exact exps are cheap there). */
+const SPARSE_MAX = 4096;
+
+// ---------------------------------------------------------------------------------------------------------------
+// Scratch buffers, grown on demand and never handed out.
+// ---------------------------------------------------------------------------------------------------------------
+let W = new Float64Array(0); // per token: e, then x = e/z·2^24; -1 marks a token outside the support
+let S = new Float64Array(0); // scaled scores (truncation paths only)
+let BK = new Uint16Array(0); // score bucket per token
+let IDX = new Int32Array(0); // collected token ids
+const HIST = new Int32Array(BUCKETS);
+const MASS = new Float64Array(BUCKETS);
+
+function ensureScratch(n: number): void {
+  if (W.length >= n) return;
+  W = new Float64Array(n);
+  S = new Float64Array(n);
+  BK = new Uint16Array(n);
+  IDX = new Int32Array(n);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Exact building blocks (small supports and fall-backs).
+// ---------------------------------------------------------------------------------------------------------------
+
+/** Sorts ids in place into the processing order: score descending, token id ascending. */
+function sortByScore(ids: Int32Array, s: Float64Array): Int32Array {
+  return ids.sort((a, b) => s[b] - s[a] || a - b);
+}
+
+/**
+ * Largest-remainder quantisation of weights e (aligned with ids, ids ascending) onto `out`: floor of e/z·2^24,
+ * then the missing units one each to the largest remainders (ties: lower id). Handles the rounding corner cases
+ * the way the original implementation did (more missing units than tokens: whole rounds; a surplus: units taken
+ * back from the smallest remainders, higher id first, round robin). Plain sorts: for small supports and rare
+ * fall-backs (and quantizeWeights).
+ */
+export function quantizeSupport(out: Float32Array, ids: Int32Array, e: Float64Array): void {
+  const n = ids.length;
+  let z = 0;
+  for (let k = 0; k < n; k++) z += e[k];
+  if (!(z > 0) || !Number.isFinite(z)) {
+    throw new KernelError(KernelErrorCode.EmptyDistribution, 'no token has positive probability');
+  }
+  const units = new Float64Array(n);
+  const rem = new Float64Array(n);
+  let total = 0;
+  for (let k = 0; k < n; k++) {
+    const x = (e[k] / z) * PROB_UNITS;
+    const f = Math.floor(x);
+    units[k] = f;
+    rem[k] = x - f;
+    total += f;
+  }
+  let missing = PROB_UNITS - total;
+  if (missing > 0) {
+    const rounds = Math.floor(missing / n);
+    const extra = missing - rounds * n;
+    const order = Int32Array.from({ length: n }, (_, k) => k).sort((a, b) => rem[b] - rem[a] || a - b);
+    for (let k = 0; k < n; k++) units[k] += rounds;
+    for (let t = 0; t < extra; t++) units[order[t]] += 1;
+  } else if (missing < 0) {
+    // Only reachable through float64 rounding of the e/z products.
+    const order = Array.from({ length: n }, (_, k) => k)
+      .filter((k) => units[k] > 0)
+      .sort((a, b) => rem[a] - rem[b] || b - a);
+    for (let t = 0; missing < 0; t = (t + 1) % order.length) {
+      if (units[order[t]] > 0) {
+        units[order[t]] -= 1;
+        missing += 1;
+      }
+    }
+  }
+  for (let k = 0; k < n; k++) out[ids[k]] = units[k] * PROB_UNIT;
+}
+
+/** Exact exps of the scores of `ids`. */
+function exactWeights(ids: Int32Array, s: Float64Array): Float64Array {
+  const e = new Float64Array(ids.length);
+  for (let k = 0; k < ids.length; k++) e[k] = expExact(s[ids[k]]);
+  return e;
+}
+
+/**
+ * Top-p on a support (ids ascending, exact weights e): the smallest prefix of the processing order whose float64
+ * running sum of e/z reaches topP, or null when the sum never does (everything is kept).
+ */
+function topPExact(ids: Int32Array, e: Float64Array, s: Float64Array, topP: number): Int32Array | null {
+  let z = 0;
+  for (let k = 0; k < ids.length; k++) z += e[k];
+  // Positions into ids in processing order (ids ascending, so position order is id order on ties).
+  const order = Int32Array.from({ length: ids.length }, (_, k) => k).sort(
+    (a, b) => s[ids[b]] - s[ids[a]] || a - b,
+  );
+  let cum = 0;
+  for (let k = 0; k < order.length; k++) {
+    cum += e[order[k]] / z;
+    if (cum >= topP) return Int32Array.from(order.subarray(0, k + 1), (q) => ids[q]).sort();
+  }
+  return null;
+}
+
+/** The whole processing on an explicit support (ids ascending) with exact arithmetic and plain sorts. */
+function finishExact(out: Float32Array, ids: Int32Array, s: Float64Array, topP: number): void {
+  let e = exactWeights(ids, s);
+  if (topP < 1 && ids.length > 1) {
+    const kept = topPExact(ids, e, s, topP);
+    if (kept) {
+      ids = kept;
+      e = exactWeights(ids, s);
+    }
+  }
+  quantizeSupport(out, ids, e);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Fast dense path. Support = tokens with W[i] >= 0.
+// ---------------------------------------------------------------------------------------------------------------
+
+// Each hot loop is a function of its own: V8 optimises a long loop on-stack, and code after it that has not run yet
+// would deoptimise the whole function on every call.
+
+/**
+ * The exact index-order sum of the support in W (approximate or exact exps): an approximate term is kept when
+ * both ends of its error interval give the same rounded sum (rounding is monotone, so then every value in
+ * between, the exact exp included, gives it too), else it is replaced by the exact exp.
+ */
+function certifiedSum(n: number): number {
+  const w = W;
+  const s = S;
+  let cum = 0;
+  for (let i = 0; i < n; i++) {
+    const e = w[i];
+    if (e < 0) continue;
+    const d = e * E_WIDTH;
+    const a = cum + (e - d);
+    if (a === cum + (e + d)) cum = a;
+    else {
+      const ex = expExact(s[i]);
+      w[i] = ex;
+      cum += ex;
+    }
+  }
+  return cum;
+}
+
+/** Fills W with approximate exps of the support (S[i] > -Infinity), -1 elsewhere (certifiedSum follows). */
+function expSupport(n: number): void {
+  const w = W;
+  const sc = S;
+  for (let i = 0; i < n; i++) {
+    const s = sc[i];
+    w[i] = !(s > -Infinity) ? -1 : s < FAST_EXP_MIN ? expExact(s) : fastExpNonPositive(s);
+  }
+}
+
+/**
+ * The untruncated hot path in one pass: S = (logits − max)/T, W = exps of the support (-1 elsewhere), each
+ * approximate exp certified as in certifiedSum; returns the exact index-order sum.
+ */
+function expScaled(logits: ArrayLike<number>, n: number, max: number, temperature: number): number {
+  const w = W;
+  const sc = S;
+  let cum = 0;
+  let i = 0;
+  // Two tokens per iteration: their exps are independent, which the CPU overlaps; the certified additions stay
+  // in index order.
+  for (; i + 1 < n; i += 2) {
+    // Dividing by 1 is exact, so skip it.
+    const s0 = temperature === 1 ? logits[i] - max : (logits[i] - max) / temperature;
+    const s1 = temperature === 1 ? logits[i + 1] - max : (logits[i + 1] - max) / temperature;
+    sc[i] = s0;
+    sc[i + 1] = s1;
+    if (!(s0 >= FAST_EXP_MIN && s1 >= FAST_EXP_MIN)) {
+      cum = expScaledOne(i, s0, cum);
+      cum = expScaledOne(i + 1, s1, cum);
+      continue;
+    }
+    const e0 = fastExpNonPositive(s0);
+    const e1 = fastExpNonPositive(s1);
+    const d0 = e0 * E_WIDTH;
+    const a0 = cum + (e0 - d0);
+    if (a0 === cum + (e0 + d0)) {
+      w[i] = e0;
+      cum = a0;
+    } else {
+      const ex = expExact(s0);
+      w[i] = ex;
+      cum += ex;
+    }
+    const d1 = e1 * E_WIDTH;
+    const a1 = cum + (e1 - d1);
+    if (a1 === cum + (e1 + d1)) {
+      w[i + 1] = e1;
+      cum = a1;
+    } else {
+      const ex = expExact(s1);
+      w[i + 1] = ex;
+      cum += ex;
+    }
+  }
+  for (; i < n; i++) {
+    const s = temperature === 1 ? logits[i] - max : (logits[i] - max) / temperature;
+    sc[i] = s;
+    cum = expScaledOne(i, s, cum);
+  }
+  return cum;
+}
+
+/** One token of expScaled off the fast path (masked, or below FAST_EXP_MIN): exact exp; returns the new sum. */
+function expScaledOne(i: number, s: number, cum: number): number {
+  if (!(s > -Infinity)) {
+    W[i] = -1;
+    return cum;
+  }
+  const ex = s < FAST_EXP_MIN ? expExact(s) : fastExpNonPositive(s);
+  const d = ex * E_WIDTH;
+  const a = cum + (ex - d);
+  if (s >= FAST_EXP_MIN && a === cum + (ex + d)) {
+    W[i] = ex;
+    return a;
+  }
+  const exact = s < FAST_EXP_MIN ? ex : expExact(s);
+  W[i] = exact;
+  return cum + exact;
+}
+
+/**
+ * The top-p pass without top-k: S, W (approximate exps, -1 outside the support), score buckets into BK, counts
+ * into HIST, masses into MASS; returns the total mass.
+ */
+function expBucketsScaled(
+  logits: ArrayLike<number>,
+  n: number,
+  max: number,
+  temperature: number,
+  scale: number,
+): number {
+  const w = W;
+  const sc = S;
+  const bk = BK;
+  const hist = HIST;
+  const mass = MASS;
+  hist.fill(0);
+  mass.fill(0);
+  let zt = 0;
+  for (let i = 0; i < n; i++) {
+    const s = temperature === 1 ? logits[i] - max : (logits[i] - max) / temperature;
+    sc[i] = s;
+    if (!(s > -Infinity)) {
+      w[i] = -1;
+      bk[i] = NO_BUCKET;
+      continue;
+    }
+    const e = s < FAST_EXP_MIN ? expExact(s) : fastExpNonPositive(s);
+    w[i] = e;
+    const b = Math.min(BUCKETS - 1, Math.floor(-s * scale));
+    bk[i] = b;
+    hist[b] = hist[b] + 1;
+    mass[b] += e;
+    zt += e;
+  }
+  return zt;
+}
+
+let supportSize = 0; // second result of floorPass
+
+/**
+ * x = e/z·2^24 for the support into W, histogram of the remainders into HIST; returns Σ floor(x) (exact: a floor
+ * too close to call is recomputed from the exact exp) and sets supportSize.
+ */
+function floorPass(n: number, z: number): number {
+  const w = W;
+  const s = S;
+  const hist = HIST;
+  hist.fill(0);
+  // x ≈ e·(2^24/z): a multiplication instead of a division; its few ulps are inside the certificate's width.
+  const scale = PROB_UNITS / z;
+  let total = 0;
+  let support = 0;
+  for (let i = 0; i < n; i++) {
+    const e = w[i];
+    if (e < 0) continue;
+    support++;
+    let x = e * scale;
+    let f = Math.floor(x);
+    let r = x - f;
+    const d = x * X_WIDTH;
+    if (r < d || r + d >= 1) {
+      x = (expExact(s[i]) / z) * PROB_UNITS;
+      f = Math.floor(x);
+      r = x - f;
+    }
+    w[i] = x;
+    total += f;
+    // Written out rather than hist[(r·4096) | 0]++, which V8 compiles to a much slower sequence.
+    const b = Math.floor(r * BUCKETS);
+    hist[b] = hist[b] + 1;
+  }
+  supportSize = support;
+  return total;
+}
+
+let nearCount = 0; // second result of writePass: tokens collected in IDX
+
+/**
+ * Writes floor(x)·2^-24 (+1 unit when the remainder is surely >= hi) for every token; tokens whose remainder may
+ * lie in [lo, hi) are collected in IDX. Returns the number of surely-above tokens.
+ */
+function writePass(out: Float32Array, n: number, lo: number, hi: number): number {
+  const w = W;
+  const idx = IDX;
+  // Branch-free on the (unpredictable) above/below test; the rare near test is a single comparison: a token
+  // that is neither surely above (r − d >= hi) nor surely below (r + d < lo) has |r − mid| <= half + d, and
+  // the slack only admits a few more tokens for the exact check.
+  const mid = (lo + hi) / 2;
+  const half = (hi - lo) / 2 + 2 ** -40;
+  let sure = 0;
+  let near = 0;
+  for (let i = 0; i < n; i++) {
+    const x = w[i];
+    if (x < 0) {
+      out[i] = 0;
+      continue;
+    }
+    const f = Math.floor(x);
+    const r = x - f;
+    const d = x * X_WIDTH;
+    const up = +(r - d >= hi);
+    out[i] = (f + up) * PROB_UNIT;
+    sure += up;
+    if (Math.abs(r - mid) <= half + d && up === 0) idx[near++] = i;
+  }
+  nearCount = near;
+  return sure;
+}
+
+/**
+ * Quantises the support held in W (exps, certified or exact; z = their exact index-order sum) onto `out`, every
+ * entry of which is written.
+ */
+function quantizeDense(out: Float32Array, n: number, z: number): void {
+  const total = floorPass(n, z);
+  const missing = PROB_UNITS - total;
+  if (missing < 0 || missing > supportSize) {
+    quantizeDenseFallback(out, n);
+    return;
+  }
+  // Boundary bucket b: the `missing` largest remainders are all of buckets > b and some of bucket b (with
+  // missing = 0 the boundary is above every remainder and nothing is added).
+  let b = BUCKETS;
+  let above = 0;
+  while (above < missing && above + HIST[b - 1] < missing) above += HIST[--b];
+  if (above < missing) b--;
+  const lo = b / BUCKETS;
+  const hi = (b + 1) / BUCKETS;
+  const sure = writePass(out, n, lo, hi);
+  if (missing === 0) return;
+  // Exact remainders of the tokens near the boundary; the certificate holds if the cut among them falls inside
+  // the boundary bucket (then everything surely above ranks ahead and everything surely below behind).
+  const near = IDX.subarray(0, nearCount);
+  const need = missing - sure;
+  const rem = new Float64Array(near.length);
+  for (let k = 0; k < near.length; k++) {
+    const x = (expExact(S[near[k]]) / z) * PROB_UNITS;
+    rem[k] = x - Math.floor(x);
+  }
+  const order = Int32Array.from({ length: near.length }, (_, k) => k).sort(
+    (a, c) => rem[c] - rem[a] || near[a] - near[c],
+  );
+  const ok =
+    need >= 0 &&
+    need <= near.length &&
+    (need === 0 || rem[order[need - 1]] >= lo) &&
+    (need === near.length || rem[order[need]] < hi);
+  if (!ok) {
+    quantizeDenseFallback(out, n);
+    return;
+  }
+  for (let t = 0; t < need; t++) out[near[order[t]]] += PROB_UNIT;
+}
+
+/** Exact quantisation of the support marked in W (any entry >= 0), for the rare cases the fast path declines. */
+function quantizeDenseFallback(out: Float32Array, n: number): void {
+  const ids = supportIds(n, true);
+  out.fill(0);
+  quantizeSupport(out, ids, exactWeights(ids, S));
+}
+
+/** S = (logits − max)/T, score bucket of every survivor into BK (NO_BUCKET otherwise), counts into HIST. */
+function bucketScaled(
+  logits: ArrayLike<number>,
+  n: number,
+  max: number,
+  temperature: number,
+  scale: number,
+): void {
+  const sc = S;
+  const bk = BK;
+  const hist = HIST;
+  hist.fill(0);
+  for (let i = 0; i < n; i++) {
+    const s = temperature === 1 ? logits[i] - max : (logits[i] - max) / temperature;
+    sc[i] = s;
+    if (s > -Infinity) {
+      const b = Math.min(BUCKETS - 1, Math.floor(-s * scale));
+      bk[i] = b;
+      hist[b] = hist[b] + 1;
+    } else bk[i] = NO_BUCKET;
+  }
+}
+
+/** Ids in buckets below `boundary` into result (ascending), ids in `boundary` into IDX from `tieStart`. */
+function collectTop(n: number, boundary: number, result: Int32Array, tieStart: number): number {
+  const bk = BK;
+  const idx = IDX;
+  let p = 0;
+  let t = 0;
+  for (let i = 0; i < n; i++) {
+    const b = bk[i];
+    if (b < boundary) result[p++] = i;
+    else if (b === boundary) idx[tieStart + t++] = i;
+  }
+  return t;
+}
+
+/** Sorts ids into processing order unless their scores are all equal (then id order already is). */
+function orderZone(zone: Int32Array): void {
+  const first = S[zone[0]];
+  for (let q = 1; q < zone.length; q++) {
+    if (S[zone[q]] !== first) {
+      sortByScore(zone, S);
+      return;
+    }
+  }
+}
+
+/**
+ * Top-k (scores into S on the way): the k survivors first in (score desc, id asc) order, returned ascending.
+ * Histogram on the score (bucket = ⌊−s·scale⌋), sort of the boundary bucket only.
+ */
+function selectTopK(
+  logits: ArrayLike<number>,
+  n: number,
+  max: number,
+  temperature: number,
+  count: number,
+  scale: number,
+  k: number,
+): Int32Array {
+  bucketScaled(logits, n, max, temperature, scale);
+  let boundary = 0;
+  let before = 0;
+  while (before + HIST[boundary] < k) before += HIST[boundary++];
+  const result = new Int32Array(k);
+  const tieStart = count - HIST[boundary];
+  const ties = IDX.subarray(tieStart, tieStart + collectTop(n, boundary, result, tieStart));
+  orderZone(ties);
+  for (let p = before, q = 0; p < k; q++) result[p++] = ties[q];
+  return result.sort();
+}
+
+/** Collects bucket `cross` into IDX (ascending ids) and drops every token of a later bucket; returns the count. */
+function collectZone(n: number, cross: number): number {
+  const w = W;
+  const bk = BK;
+  const idx = IDX;
+  let m = 0;
+  for (let i = 0; i < n; i++) {
+    const b = bk[i];
+    if (b === NO_BUCKET || b < cross) continue;
+    if (b === cross) idx[m++] = i;
+    else w[i] = -1;
+  }
+  return m;
+}
+
+/**
+ * Top-p on the dense support in W (approximate or exact exps, -1 elsewhere; S the scores, BK/HIST/MASS filled,
+ * zt the total mass): marks the tokens outside the kept prefix with -1 and returns true, or returns false when
+ * the crossing cannot be certified.
+ */
+function topPDense(n: number, zt: number, topP: number): boolean {
+  const tLo = (topP - TOP_P_MARGIN) * zt;
+  const tHi = (topP + TOP_P_MARGIN) * zt;
+  let cross = 0;
+  let cum = 0;
+  while (cross < BUCKETS && cum + MASS[cross] < tLo) cum += MASS[cross++];
+  if (cross === BUCKETS) return false;
+  const zone = IDX.subarray(0, collectZone(n, cross));
+  if (zone.length > SPARSE_MAX) return false; // a crowded bucket: let the exact code sort it
+  orderZone(zone);
+  for (let q = 0; q < zone.length; q++) {
+    cum += W[zone[q]];
+    if (cum >= tLo) {
+      if (cum < tHi) return false; // too close to topP to know which side the reference's sum lands on
+      for (let t = q + 1; t < zone.length; t++) W[zone[t]] = -1;
+      return true;
+    }
+  }
+  return false;
+}
+
+let minScore = 0; // second result of scaleScores
+
+/** S = (logits − max)/T; returns the number of finite scores and sets minScore to the lowest of them. */
+function scaleScores(logits: ArrayLike<number>, n: number, max: number, temperature: number): number {
+  const sc = S;
+  let count = 0;
+  let smin = 0;
+  for (let i = 0; i < n; i++) {
+    const s = temperature === 1 ? logits[i] - max : (logits[i] - max) / temperature;
+    sc[i] = s;
+    const finite = s > -Infinity;
+    count += finite ? 1 : 0;
+    smin = finite && s < smin ? s : smin;
+  }
+  minScore = smin;
+  return count;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Small top-k in one pass over typed-array logits (the common case: k ≤ 50 or so).
+// ---------------------------------------------------------------------------------------------------------------
+const FAST_TOP_K_MAX = 1024;
+let candidateIds = new Int32Array(0);
+let candidateVals = new Float64Array(0);
+
+/**
+ * One pass over the logits computing what checkedMax does (max, finiteCount, finiteMin) and collecting every
+ * token whose logit is >= a rising threshold, kept at the k-th largest logit seen so far (ties included). So the
+ * collected tokens (ascending ids, count returned) hold the k largest logits and everything tied with them, and
+ * `lastThreshold` is a logit every uncollected token is below. The caller checks lastMax for NaN/+Infinity.
+ */
+let lastThreshold = -Infinity;
+function collectTopLogits(logits: Float32Array | Float64Array, n: number, k: number): number {
+  const cap = Math.max(4 * k, 512);
+  if (candidateIds.length < 2 * cap) {
+    candidateIds = new Int32Array(2 * cap);
+    candidateVals = new Float64Array(2 * cap);
+  }
+  const ids = candidateIds;
+  let thr = -Infinity;
+  let m = 0;
+  let max = -Infinity;
+  let min = Infinity;
+  let count = 0;
+  for (let i = 0; i < n; i++) {
+    const v = logits[i];
+    max = Math.max(max, v);
+    const finite = v > -Infinity;
+    count += finite ? 1 : 0;
+    min = finite && v < min ? v : min;
+    if (v >= thr && finite) {
+      ids[m++] = i;
+      if (m === ids.length) {
+        m = compactCandidates(logits, m, k);
+        thr = lastThreshold;
+      }
+    }
+  }
+  finiteCount = count;
+  finiteMin = min;
+  lastMax = max; // NaN or +Infinity here sends the caller to the checked path
+  lastThreshold = thr;
+  return m;
+}
+
+/** Keeps the candidates whose logit is >= the k-th largest among them (sets lastThreshold); returns the count. */
+function compactCandidates(logits: ArrayLike<number>, m: number, k: number): number {
+  const ids = candidateIds;
+  const thr = kthLargest(logits, m, k);
+  let p = 0;
+  for (let q = 0; q < m; q++) if (logits[ids[q]] >= thr) ids[p++] = ids[q];
+  lastThreshold = thr;
+  return p;
+}
+let lastMax = 0;
+
+/** The k-th largest of the logits of candidateIds[0..m). */
+function kthLargest(logits: ArrayLike<number>, m: number, k: number): number {
+  const vals = candidateVals.subarray(0, m);
+  for (let q = 0; q < m; q++) vals[q] = logits[candidateIds[q]];
+  vals.sort();
+  return vals[m - k];
+}
+
+/**
+ * Top-k for a small k from the collected tokens: scores, order (score desc, id asc), the first k ascending; or
+ * null when a token left out could tie the k-th score (scores can tie where logits differ, after rounding).
+ */
+function fastTopK(
+  logits: Float32Array | Float64Array,
+  m: number,
+  max: number,
+  temperature: number,
+  k: number,
+): Int32Array | null {
+  const ids = candidateIds.slice(0, m);
+  for (let q = 0; q < m; q++) {
+    const l = logits[ids[q]];
+    S[ids[q]] = temperature === 1 ? l - max : (l - max) / temperature;
+  }
+  sortByScore(ids, S);
+  if (m < k) return null;
+  const sk = S[ids[k - 1]];
+  const left = temperature === 1 ? lastThreshold - max : (lastThreshold - max) / temperature;
+  if (lastThreshold > -Infinity && !(left < sk)) return null;
+  return ids.slice(0, k).sort();
+}
+
+/** The largest logit, for the untruncated path (no counts needed); validates like checkedMax. */
+function plainMax(logits: ArrayLike<number>, n: number): number {
+  if (!(logits instanceof Float32Array || logits instanceof Float64Array)) return checkedMax(logits, n);
+  const max = typedMax(logits, n);
+  return max !== max || max === Infinity ? checkedMax(logits, n) : max;
+}
+
+function typedMax(logits: Float32Array | Float64Array, n: number): number {
+  let max = -Infinity;
+  for (let i = 0; i < n; i++) max = Math.max(max, logits[i]);
+  return max;
+}
+
+let finiteCount = 0; // second and third results of checkedMax
+let finiteMin = 0;
+
+/**
+ * The largest logit, the number of finite ones (finiteCount) and the smallest finite one (finiteMin); throws on
+ * NaN, +Infinity or non-numbers. Typed arrays hold numbers only, so their loop checks NaN/+Infinity once at the
+ * end (Math.max propagates NaN) and has no unpredictable branch.
+ */
+function checkedMax(logits: ArrayLike<number>, n: number): number {
+  const max = maxCountMin(logits, n);
+  if (badInput || max !== max || max === Infinity) throwBadLogit(logits, n);
+  return max;
+}
+
+let badInput = false; // fourth result of maxCountMin
+
+/** The loop of checkedMax (a function of its own so that the code after it cannot deoptimise it). */
+function maxCountMin(logits: ArrayLike<number>, n: number): number {
+  let max = -Infinity;
+  let min = Infinity;
+  let count = 0;
+  let bad = false;
+  for (let i = 0; i < n; i++) {
+    const v = logits[i];
+    bad = bad || typeof v !== 'number'; // folded away for typed arrays
+    max = Math.max(max, v);
+    const finite = v > -Infinity;
+    count += finite ? 1 : 0;
+    min = finite && v < min ? v : min;
+  }
+  finiteCount = count;
+  finiteMin = min;
+  badInput = bad;
+  return max;
+}
+
+/** Throws InvalidLogits naming the first NaN, +Infinity or non-number. */
+function throwBadLogit(logits: ArrayLike<number>, n: number): never {
+  for (let i = 0; i < n; i++) {
+    const v = logits[i];
+    if (typeof v !== 'number' || v !== v || v === Infinity) {
+      throw new KernelError(KernelErrorCode.InvalidLogits, `logit ${i} is ${String(v)}`);
+    }
+  }
+  throw new KernelError(KernelErrorCode.InvalidLogits, 'logits are not numbers');
+}
+
+/** Ids (ascending) of the tokens with W[i] >= 0 (fromW) or S[i] > -Infinity. */
+function supportIds(n: number, fromW: boolean): Int32Array {
+  let count = 0;
+  for (let i = 0; i < n; i++) if (fromW ? W[i] >= 0 : S[i] > -Infinity) count++;
+  const ids = new Int32Array(count);
+  for (let i = 0, p = 0; i < n; i++) if (fromW ? W[i] >= 0 : S[i] > -Infinity) ids[p++] = i;
+  return ids;
+}
+
+/** Marks every token outside `ids` as masked in S. */
+function restrictScores(n: number, ids: Int32Array): void {
+  const keep = new Uint8Array(n);
+  for (let k = 0; k < ids.length; k++) keep[ids[k]] = 1;
+  for (let i = 0; i < n; i++) if (!keep[i]) S[i] = -Infinity;
+}
+
+/** The lowest index holding `max`. */
+function indexOfMax(logits: ArrayLike<number>, max: number): number {
+  let arg = 0;
+  while (!(logits[arg] === max)) arg++;
+  return arg;
+}
+
+/**
+ * Turns raw logits into the grid distribution sampled from, in HF's order: temperature, top-k, top-p, softmax
+ * over the survivors, quantisation.
+ *
+ * - temperature 0: one-hot at the argmax (lowest index on ties); top-k/top-p cannot change it.
+ * - scaled scores s_i = (l_i − max l)/T (max-subtraction first, so tiny T cannot overflow).
+ * - top-k keeps exactly k tokens in (s desc, index asc) order (unlike HF, ties at the k-th score are not all
+ *   kept, so |survivors| is always k).
+ * - top-p: with p_i = e^{s_i}/Σe (sum in index order over the top-k survivors), keeps the smallest prefix of the
+ *   (s desc, index asc) order whose running float64 sum reaches topP; at least one token is kept.
+ * - softmax with expNonPositive, normaliser summed in index order; quantisation: floor of p·2^24, then the
+ *   missing units one each to the largest remainders (ties: lower index first).
+ * - −Infinity logits are masked tokens; NaN or +Infinity throw KernelError(InvalidLogits).
+ *
+ * Returns a new array owned by the caller, or `options.out` filled in.
+ */
+export function processLogits(
+  logits: ArrayLike<number>,
+  params: SamplingParams,
+  options?: ProcessOptions,
+): Float32Array {
+  validateSamplingParams(params);
+  const n = logits.length;
+  if (n === 0) throw new KernelError(KernelErrorCode.InvalidLogits, 'logits are empty');
+  let out: Float32Array;
+  if (options?.out !== undefined) {
+    out = options.out;
+    if (!(out instanceof Float32Array) || out.length !== n) {
+      throw new KernelError(KernelErrorCode.InvalidArgument, `out must be a Float32Array of length ${n}`);
+    }
+    if (ArrayBuffer.isView(logits) && (logits as unknown as Float32Array).buffer === out.buffer) {
+      throw new KernelError(KernelErrorCode.InvalidArgument, 'out must not share memory with the logits');
+    }
+  } else out = new Float32Array(n);
+
+  // Small top-k on typed arrays: one pass for validation, maximum and the candidates.
+  let fastCandidates = -1;
+  if (
+    topKFast(params, n) &&
+    (logits instanceof Float32Array || logits instanceof Float64Array) &&
+    (fastCandidates = collectTopLogits(logits, n, params.topK)) >= 0 &&
+    lastMax === lastMax &&
+    lastMax !== Infinity
+  ) {
+    const max = lastMax;
+    if (max === -Infinity) {
+      throw new KernelError(KernelErrorCode.InvalidLogits, 'every token is masked (-Infinity)');
+    }
+    const smin = params.temperature === 1 ? finiteMin - max : (finiteMin - max) / params.temperature;
+    if (params.topK < finiteCount && smin > -Infinity) {
+      ensureScratch(n);
+      const ids = fastTopK(logits, fastCandidates, max, params.temperature, params.topK);
+      if (ids !== null) {
+        if (options?.out !== undefined) out.fill(0);
+        finishExact(out, ids, S, params.topP);
+        return out;
+      }
+    }
+  }
+  const max =
+    params.topK === 0 && params.topP === 1 && params.temperature > 0
+      ? plainMax(logits, n)
+      : checkedMax(logits, n);
+  if (max === -Infinity)
+    throw new KernelError(KernelErrorCode.InvalidLogits, 'every token is masked (-Infinity)');
+  const { temperature, topK, topP } = params;
+  if (temperature === 0) {
+    if (options?.out !== undefined) out.fill(0);
+    out[indexOfMax(logits, max)] = 1;
+    return out;
+  }
+
+  ensureScratch(n);
+  // Scores are monotone in the logits, so the lowest finite score is that of the lowest finite logit, unless
+  // the division overflows it to -Infinity (a tiny temperature): then count and minimum need a pass of their own.
+  let count = finiteCount;
+  let smin = temperature === 1 ? finiteMin - max : (finiteMin - max) / temperature;
+  if (!(smin > -Infinity)) {
+    count = scaleScores(logits, n, max, temperature);
+    smin = minScore;
+  }
+  const scale = smin === 0 ? 0 : (BUCKETS - 1) / -smin;
+  if (topK > 0 && topK < count) {
+    const ids = selectTopK(logits, n, max, temperature, count, scale, topK);
+    if (ids.length <= SPARSE_MAX || topP < 1) {
+      // Small supports, and the unusual large top-k followed by top-p: the exact code.
+      if (options?.out !== undefined) out.fill(0);
+      finishExact(out, ids, S, topP);
+      return out;
+    }
+    // A large top-k alone: quantise densely on its support.
+    restrictScores(n, ids);
+    expSupport(n);
+    quantizeDense(out, n, certifiedSum(n));
+    return out;
+  }
+  if (!(topP < 1 && count > 1)) {
+    quantizeDense(out, n, expScaled(logits, n, max, temperature));
+    return out;
+  }
+
+  // Top-p.
+  const zt = expBucketsScaled(logits, n, max, temperature, scale);
+  if (!topPDense(n, zt, topP)) {
+    // Uncertified crossing: the exact computation on the whole support.
+    out.fill(0);
+    finishExact(out, supportIds(n, false), S, topP);
+    return out;
+  }
+  const kept = supportIds(n, true);
+  if (kept.length <= SPARSE_MAX) {
+    out.fill(0);
+    quantizeSupport(out, kept, exactWeights(kept, S));
+    return out;
+  }
+  quantizeDense(out, n, certifiedSum(n));
+  return out;
+}

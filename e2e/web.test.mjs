@@ -116,7 +116,7 @@ function hostServer(edgeUrl) {
   const html = `<!doctype html><html><head><meta charset="utf-8"><title>host page</title>
 <script type="module" src="${edgeUrl}/widget.js"></script></head>
 <body><h1>A page on another origin</h1>
-<dssd-chat edge="${edgeUrl}" temperature="0" gamma="4" max-tokens="${GREEDY_TOKENS}" top-p="1" codec="auto" height="620px"></dssd-chat>
+<dssd-chat edge="${edgeUrl}" temperature="0" gamma="4" max-tokens="${GREEDY_TOKENS}" top-p="1" codec="auto" height="620px" stats></dssd-chat>
 <script>
   window.events = { ready: 0, tokens: [], answers: [], errors: [] };
   const el = document.querySelector('dssd-chat');

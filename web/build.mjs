@@ -48,4 +48,7 @@ await build({
 });
 for (const f of ['index.html', 'embed.html', 'styles.css'])
   copyFileSync(join(here, 'static', f), join(out, f));
+// The page links to these (the edge serves nothing outside web/dist); .txt so the edge serves them as text.
+copyFileSync(join(here, '../README.md'), join(out, 'README.txt'));
+copyFileSync(join(here, '../models/README.md'), join(out, 'model-card.txt'));
 console.log(`web: built ${out}`);

@@ -1,25 +1,25 @@
 /**
  * The chat page (index.html) and the widget's embed page (embed.html, `<html data-embed>`): prompt box, answers
- * streamed and coloured by origin, stop, multi-turn, settings (also from the URL query), a progress bar while the
- * draft model loads, live statistics, and clear messages when something is missing. In embed mode the page talks
- * to its host (the <dssd-chat> element) by postMessage, checking origins both ways.
+ * streamed and coloured by origin, stop, multi-turn with a context meter, settings (also from the URL query)
+ * validated per field, a progress bar over every byte the page loads, statistics with tooltips, and clear
+ * messages when something is missing. In embed mode the page talks to its host (the <dssd-chat> element) by
+ * postMessage, checking origins both ways, and shows only the composer and the answers unless asked (`ui`).
  */
 import type { TokenEvent, TokenOrigin, TurnResult } from '@dssd/protocol';
 import { SETTING_SPEC, type SettingKey } from '@dssd/protocol';
 import { BrowserDevice, DeviceError, explain } from './device.js';
 import {
   DEFAULT_UI_SETTINGS,
-  SettingsError,
+  describeSettings,
   fieldControl,
-  readSettings,
-  settingsFromQuery,
+  parsePageSettings,
   settingsToQuery,
   type UiSettings,
 } from './settings.js';
-import { displayStats, statRows, type DisplayStats } from './stats.js';
+import { STAT_HELP, displayStats, headline, statRows, type DisplayStats } from './stats.js';
 import { webLlmConfigFromQuery } from './webllm-drafter.js';
 import type { LoadProgress } from './worker.js';
-import { parseHostMessage, type EmbedToHost } from './messages.js';
+import { THEME_KEYS, parseHostMessage, type EmbedToHost, type Theme } from './messages.js';
 
 const ORIGIN_LABEL: Record<TokenOrigin, string> = {
   draft: 'accepted draft token',
@@ -28,6 +28,18 @@ const ORIGIN_LABEL: Record<TokenOrigin, string> = {
   edge: 'edge token (ar)',
   unverified: 'unverified (draft only, edge unreachable)',
 };
+
+/** How each origin is marked besides its colour (so it reads without hue). */
+const ORIGIN_MARK: Record<TokenOrigin, string> = {
+  draft: 'solid underline',
+  resampled: 'wavy underline',
+  bonus: 'double underline',
+  edge: 'dotted underline',
+  unverified: 'dashed underline',
+};
+
+/** Prompts that suit the default pair: openings of 1960s American prose for it to continue. */
+const EXAMPLES = ['The jury said', 'In the morning the', 'The city council voted', 'After the war,'];
 
 function h<K extends keyof HTMLElementTagNameMap>(
   tag: K,
@@ -50,18 +62,38 @@ const FIELDS: { key: SettingKey; label: string }[] = [
   { key: 'topP', label: 'top-p' },
   { key: 'seed', label: 'seed (empty = secret)' },
   { key: 'maxTokens', label: 'max new tokens' },
+  { key: 'pipeline', label: 'pipelined drafting (dssd)' },
 ];
+const LABEL = Object.fromEntries(FIELDS.map((f) => [f.key, f.label])) as Record<string, string>;
+
+const LOOPBACK = /^(localhost|127\.\d+\.\d+\.\d+|\[::1\])$/;
+
+/** Share of the bar the downloads take; the rest is compiling, warming up and joining the edge. */
+const DOWNLOAD_SHARE = 0.85;
+const PHASE_AT: Record<string, number> = { init: 0.88, warmup: 0.93, join: 0.97 };
 
 class ChatApp {
   private readonly embed = document.documentElement.hasAttribute('data-embed');
+  private readonly ui: Set<string>;
   private settings: UiSettings;
+  /** Form fields that hold an invalid value (Send is blocked while any does). */
+  private invalid = new Set<string>();
   private device: BrowserDevice | null = null;
   private loading: Promise<BrowserDevice | null> | null = null;
   private abort: AbortController | null = null;
   private turns = 0;
+  /** Where each turn of the current session starts in the history, and its element (for trimming). */
+  private turnStarts: { start: number; el: HTMLElement }[] = [];
+  /** After trimming: the kept history, re-sent (base 0) before the next prompt. */
+  private carried: number[] | null = null;
+  /** A prompt held back by a full context, sent once the person chooses how to make room. */
+  private heldPrompt: string | null = null;
   private token: string | undefined;
   private hostOrigin: string | null = null;
   private tokenReady: Promise<void> = Promise.resolve();
+  private readonly files = new Map<string, [number, number]>();
+  private barValue = 0;
+  private readonly lastTps: Partial<Record<string, number>> = {};
 
   private readonly status = h('p', { class: 'status', role: 'status' });
   private readonly error = h('p', { class: 'error', role: 'alert', hidden: '' });
@@ -72,30 +104,68 @@ class ChatApp {
   });
   private readonly progressText = h('span', { class: 'progress-text' });
   private readonly progressBox = h('div', { class: 'progress' }, this.progress, this.progressText);
-  private readonly transcript = h('section', { class: 'transcript', 'aria-label': 'Conversation' });
+  private readonly transcript = h('section', {
+    class: 'transcript',
+    'aria-label': 'Conversation',
+    // A log: a screen reader announces each finished answer (answers are aria-busy while they stream).
+    role: 'log',
+    'aria-live': 'polite',
+  });
+  private readonly meter = h('meter', { min: '0', max: '512', value: '0', 'aria-label': 'Context used' });
+  private readonly meterText = h('span', { class: 'context-text' }, '0 / 512 tokens');
+  private readonly trimButton = h('button', { type: 'button', class: 'trim' }, 'Drop oldest turns');
+  private readonly freshButton = h('button', { type: 'button', class: 'fresh' }, 'New conversation');
+  private readonly contextNote = h('p', { class: 'context-note', hidden: '' });
+  private readonly contextBox = h(
+    'div',
+    { class: 'context' },
+    h('span', { class: 'context-label' }, 'Context'),
+    this.meter,
+    this.meterText,
+  );
+  private readonly contextFull = h(
+    'div',
+    { class: 'context-full', hidden: '' },
+    this.contextNote,
+    h('div', { class: 'buttons' }, this.freshButton, this.trimButton),
+  );
   private readonly prompt = h('textarea', { id: 'prompt', rows: '2', placeholder: 'Write a prompt…' });
   private readonly send = h('button', { type: 'submit', class: 'send' }, 'Send');
   private readonly stop = h('button', { type: 'button', class: 'stop', disabled: '' }, 'Stop');
   private readonly reset = h('button', { type: 'button', class: 'new' }, 'New conversation');
+  private readonly blocked = h('p', { class: 'blocked', id: 'send-blocked', hidden: '' });
+  private readonly headlineBox = h('p', { class: 'headline' });
   private readonly statsBox = h('dl', { class: 'stats', 'aria-label': 'Statistics' });
-  private readonly settingsForm = h('form', { class: 'settings-form' });
+  private readonly why = h('p', { class: 'why', hidden: '' });
+  private readonly colours = h('input', { type: 'checkbox', id: 'colours', checked: '' });
+  private readonly settingsForm = h('form', { class: 'settings-form', novalidate: '' });
   private readonly share = h('a', { class: 'share', href: '?' }, 'link to these settings');
 
   constructor() {
-    let settings = DEFAULT_UI_SETTINGS;
-    let queryError: string | null = null;
-    try {
-      settings = settingsFromQuery(location.search);
-    } catch (e) {
-      queryError = `Ignoring the URL's settings: ${(e as Error).message}`;
-    }
-    this.settings = settings;
     const q = new URLSearchParams(location.search);
+    this.ui = new Set((q.get('ui') ?? '').split(',').filter(Boolean));
+    const scheme = q.get('scheme');
+    if (scheme === 'light' || scheme === 'dark') document.documentElement.dataset.scheme = scheme;
+    // The valid part of the query applies; each bad or unknown key is named (never the whole query dropped).
+    const { settings, problems } = parsePageSettings(q);
+    this.settings = settings;
     this.token = q.get('token') ?? undefined;
-    this.render();
-    if (queryError) this.showError(queryError);
+    // The bridge first, so an error about the query reaches the host as dssd-error.
     if (this.embed) this.setupHost(q.get('origin'));
+    this.render();
+    if (problems.length) {
+      const names = this.embed ? 'attribute' : 'URL setting';
+      this.showError(
+        `Ignored ${problems.length === 1 ? `this ${names}` : `these ${names}s`} (the others apply): ` +
+          problems.map((p) => `${p.key}: ${p.message}`).join('; '),
+        'BadSetting',
+      );
+    }
     this.loading = this.load();
+  }
+
+  private show(part: string): boolean {
+    return !this.embed || this.ui.has(part);
   }
 
   private render(): void {
@@ -105,6 +175,7 @@ class ChatApp {
       h('label', { for: 'prompt' }, 'Prompt'),
       this.prompt,
       h('div', { class: 'buttons' }, this.send, this.stop, this.reset),
+      this.blocked,
     );
     composer.addEventListener('submit', (ev) => {
       ev.preventDefault();
@@ -118,27 +189,54 @@ class ChatApp {
     });
     this.stop.addEventListener('click', () => this.abort?.abort());
     this.reset.addEventListener('click', () => this.newConversation());
+    this.freshButton.addEventListener('click', () => {
+      this.newConversation();
+      this.sendHeld();
+    });
+    this.trimButton.addEventListener('click', () => {
+      this.trimOldest();
+      this.sendHeld();
+    });
 
     for (const f of FIELDS) {
       const id = `set-${f.key}`;
       const v = this.settings[f.key];
       const c = fieldControl(SETTING_SPEC[f.key]);
+      const common = { id, name: f.key, 'aria-describedby': `err-${f.key}` };
       const input =
         'options' in c
-          ? h('select', { id, name: f.key }, ...c.options.map((o) => h('option', { value: o }, o)))
-          : h('input', { id, name: f.key, type: 'number', ...c, value: v === null ? '' : String(v) });
+          ? h('select', common, ...c.options.map((o) => h('option', { value: o }, o)))
+          : h('input', { ...common, type: 'number', ...c, value: v === null ? '' : String(v) });
       if ('options' in c) (input as HTMLSelectElement).value = String(v);
-      this.settingsForm.append(h('label', { for: id }, f.label), input);
+      this.settingsForm.append(
+        h('label', { for: id }, f.label),
+        input,
+        h('span', { class: 'field-error', id: `err-${f.key}` }),
+      );
     }
+    // Checked on every keystroke: the form never shows a value other than the one the next answer uses.
+    this.settingsForm.addEventListener('input', () => this.readSettingsForm());
     this.settingsForm.addEventListener('change', () => this.readSettingsForm());
     this.updateShare();
 
+    const sample = (['draft', 'resampled', 'bonus', 'edge'] as TokenOrigin[]).map((o) =>
+      h('span', { class: `tok tok-${o}`, title: ORIGIN_MARK[o] }, ORIGIN_LABEL[o]),
+    );
+    this.colours.addEventListener('change', () =>
+      document.documentElement.classList.toggle('plain-tokens', !this.colours.checked),
+    );
     const legend = h(
-      'p',
+      'div',
       { class: 'legend' },
-      ...(['draft', 'resampled', 'bonus', 'edge'] as TokenOrigin[]).map((o) =>
-        h('span', { class: `tok tok-${o}` }, ORIGIN_LABEL[o]),
+      h(
+        'p',
+        {},
+        'Each piece of an answer is marked by where it came from: a draft token the edge accepted (solid ' +
+          'underline), a token the device resampled after a rejection (wavy), the bonus token the edge adds ' +
+          'when it accepts every draft (double), or, in edge-only mode, a token from the edge (dotted).',
       ),
+      h('p', { class: 'samples' }, ...sample),
+      h('p', {}, h('label', { for: 'colours' }, this.colours, ' Mark tokens by origin')),
     );
     const settings = h(
       'details',
@@ -147,9 +245,39 @@ class ChatApp {
       this.settingsForm,
       h('p', {}, this.share),
     );
-    const side = h('aside', {}, h('h2', {}, 'Statistics'), this.statsBox, legend, settings);
+    const side = h('aside', { 'aria-label': 'Statistics and settings' });
+    if (this.show('stats'))
+      side.append(h('h2', {}, 'Statistics'), this.headlineBox, this.statsBox, this.why, legend);
+    if (this.show('settings')) side.append(settings);
+    const intro = h(
+      'div',
+      { class: 'intro' },
+      h(
+        'p',
+        {},
+        'Your browser drafts tokens with a 1 M-parameter model; the edge checks them with a 6 M-parameter ' +
+          'target. The default pair is a toy trained on 1960s American prose: it continues text, it does not ' +
+          'answer questions. ',
+        h('a', { href: 'README.txt' }, 'README'),
+        ' · ',
+        h('a', { href: 'model-card.txt' }, 'model card'),
+      ),
+      h(
+        'p',
+        { class: 'examples' },
+        'Try: ',
+        ...EXAMPLES.map((e) => {
+          const b = h('button', { type: 'button', class: 'example' }, e);
+          b.addEventListener('click', () => {
+            this.prompt.value = e;
+            this.prompt.focus();
+          });
+          return b;
+        }),
+      ),
+    );
     const header = this.embed
-      ? h('header', {}, this.status)
+      ? h('header', {}, h('h1', { class: 'visually-hidden' }, 'dssd chat'), this.status)
       : h(
           'header',
           {},
@@ -157,23 +285,54 @@ class ChatApp {
           h('p', { class: 'tagline' }, 'split speculative decoding, live'),
           this.status,
         );
-    const main = h('main', {}, header, this.progressBox, this.error, this.transcript, composer, side);
+    const main = h(
+      'main',
+      {},
+      header,
+      ...(this.embed ? [] : [intro]),
+      this.progressBox,
+      this.error,
+      this.transcript,
+      this.contextBox,
+      this.contextFull,
+      composer,
+      ...(side.childElementCount ? [side] : []),
+    );
     document.body.append(main);
     this.setStatus('Loading the draft model…');
+    this.progressText.textContent = 'Starting…';
   }
 
+  /** Reads the form field by field: valid values apply at once, each invalid one is marked and blocks Send. */
   private readSettingsForm(): void {
     const data = new FormData(this.settingsForm);
-    try {
-      this.settings = readSettings((k) => {
-        const v = data.get(k);
-        return typeof v === 'string' ? v : null;
-      }, this.settings);
-      this.clearError();
-      this.updateShare();
-    } catch (e) {
-      this.showError(e instanceof SettingsError ? e.message : String(e));
+    const { settings, problems } = parsePageSettings((k) => {
+      const v = data.get(k);
+      return typeof v === 'string' ? v : null;
+    }, this.settings);
+    this.invalid = new Set(problems.map((p) => p.key));
+    for (const f of FIELDS) {
+      const el = this.settingsForm.elements.namedItem(f.key) as HTMLInputElement | null;
+      const err = this.settingsForm.querySelector<HTMLElement>(`#err-${f.key}`);
+      const p = problems.find((x) => x.key === f.key);
+      if (p) el?.setAttribute('aria-invalid', 'true');
+      else el?.removeAttribute('aria-invalid');
+      if (err) err.textContent = p ? `${f.label} ${p.message}` : '';
     }
+    this.settings = settings;
+    this.updateBlocked();
+    this.updateShare();
+  }
+
+  private updateBlocked(): void {
+    const names = [...this.invalid].map((k) => LABEL[k] ?? k);
+    this.blocked.hidden = names.length === 0;
+    this.blocked.textContent = names.length
+      ? `Send is blocked: fix ${names.join(', ')} in the settings.`
+      : '';
+    if (names.length) this.send.setAttribute('aria-describedby', 'send-blocked');
+    else this.send.removeAttribute('aria-describedby');
+    this.send.disabled = !!this.abort || names.length > 0;
   }
 
   private updateShare(): void {
@@ -198,16 +357,43 @@ class ChatApp {
     this.error.textContent = '';
   }
 
-  private onProgress(p: LoadProgress): void {
-    if (p.phase === 'ready') {
-      this.progressBox.hidden = true;
-      return;
-    }
-    if (p.phase === 'init') this.progress.removeAttribute('value');
-    else this.progress.value = p.total > 0 ? p.loaded / p.total : 0;
+  /** The bar: bytes of every file (model, wasm, tokenizer) up to 85%, then compile, warm-up, joining the edge. */
+  private onProgress(p: LoadProgress | { phase: 'join' }): void {
+    if (p.phase === 'ready') return; // 100% only once the edge is joined (see load)
     const mb = (n: number) => (n / 1e6).toFixed(1);
-    this.progressText.textContent =
-      p.phase === 'download' && p.total > 1 ? `${p.text} (${mb(p.loaded)} / ${mb(p.total)} MB)` : p.text;
+    let loaded = 0;
+    let total = 0;
+    if (p.phase === 'download') {
+      this.files.set(p.file ?? p.text, [p.loaded, p.total]);
+    }
+    for (const [l, t] of this.files.values()) {
+      loaded += l;
+      total += t;
+    }
+    this.progressBox.dataset.totalBytes = String(total);
+    this.progressBox.dataset.phase = p.phase;
+    const v =
+      p.phase === 'download' ? (total > 0 ? (DOWNLOAD_SHARE * loaded) / total : 0) : PHASE_AT[p.phase]!;
+    // Never backwards: a file whose size arrives late would otherwise pull the bar back.
+    this.barValue = Math.max(this.barValue, Math.min(v, 0.99));
+    this.progress.value = this.barValue;
+    const pct = `${Math.floor(100 * this.barValue)}%`;
+    const text =
+      p.phase === 'download'
+        ? `Downloading the draft model, ORT wasm and tokenizer: ${mb(loaded)} / ${mb(total)} MB`
+        : p.phase === 'init'
+          ? 'Compiling the draft model'
+          : p.phase === 'warmup'
+            ? 'Warming up the draft model'
+            : 'Joining the edge';
+    this.progressText.textContent = `${text} (${pct})`;
+  }
+
+  private finishProgress(): void {
+    this.progress.value = 1;
+    this.progressText.textContent = 'Ready (100%)';
+    this.progressBox.dataset.phase = 'done';
+    this.progressBox.hidden = true;
   }
 
   private async load(): Promise<BrowserDevice | null> {
@@ -224,16 +410,25 @@ class ChatApp {
         this.settings,
       );
       this.device = device;
-      this.progressBox.hidden = true;
+      this.onProgress({ phase: 'join' });
+      this.updateContext();
       this.setStatus(`Draft model ready (${device.info.reason}). Joining the edge…`);
       await this.tokenReady;
       device.opts.token = this.token;
       await device.connect(this.settings).then(
-        (s) =>
+        (s) => {
           this.setStatus(
-            `Connected to the edge (${s.welcome.model.name ?? 'target'}). ${device.info.reason}.`,
-          ),
-        (e) => this.fail(e),
+            this.embed
+              ? 'Connected to the edge. Ready.'
+              : `Connected to the edge (${s.welcome.model.name ?? 'target'}). ${device.info.reason}.`,
+          );
+          this.updateContext();
+          this.finishProgress();
+        },
+        (e) => {
+          this.progressBox.hidden = true; // not 100%: the page cannot generate (the next Send retries)
+          this.fail(e);
+        },
       );
       return device;
     } catch (e) {
@@ -258,47 +453,150 @@ class ChatApp {
     this.showError(err.message, err.code);
   }
 
+  /** The meter: tokens both sides hold (or will hold: a trimmed history waiting to be re-sent). */
+  private updateContext(streaming?: number): void {
+    const d = this.device;
+    if (!d) return;
+    const max = d.maxContext;
+    const used = streaming ?? (this.carried ? this.carried.length : d.used);
+    this.meter.max = max;
+    this.meter.value = Math.min(used, max);
+    this.meter.setAttribute('aria-valuetext', `${used} of ${max} tokens`);
+    this.meterText.textContent = `${used} / ${max} tokens`;
+    this.contextBox.dataset.used = String(used);
+    this.contextBox.dataset.max = String(max);
+  }
+
   private newConversation(): void {
     if (this.abort) return;
     this.device?.disconnect();
     this.transcript.replaceChildren();
     this.turns = 0;
+    this.turnStarts = [];
+    this.carried = null;
+    this.contextFull.hidden = true;
     this.statsBox.replaceChildren();
+    this.headlineBox.replaceChildren();
     this.clearError();
+    this.updateContext();
     this.setStatus('New conversation.');
   }
 
+  /**
+   * Drops the oldest turns until at least half the context is free (the newest turn is kept when it fits);
+   * both sides forget everything and the next turn re-sends what is kept from position 0 (a turn frame with
+   * base 0 makes the edge and the draft prefill it again).
+   */
+  private trimOldest(): void {
+    const d = this.device;
+    if (this.abort || !d || !d.session || !d.connected) return;
+    const history = this.carried ?? d.session.history.slice();
+    const target = Math.floor(d.maxContext / 2);
+    let k = 0;
+    while (k < this.turnStarts.length && history.length - this.turnStarts[k]!.start > target) k++;
+    const from = k < this.turnStarts.length ? this.turnStarts[k]!.start : history.length;
+    const dropped = this.turnStarts.slice(0, k);
+    for (const t of dropped) t.el.remove();
+    this.turnStarts = this.turnStarts.slice(k).map((t) => ({ start: t.start - from, el: t.el }));
+    this.carried = history.slice(from);
+    d.session.rewind(0);
+    if (this.carried.length === 0) this.turns = 0;
+    this.transcript.prepend(
+      h(
+        'p',
+        { class: 'divider', role: 'separator' },
+        `${dropped.length} oldest turn${dropped.length === 1 ? '' : 's'} dropped from the context; the rest is sent again.`,
+      ),
+    );
+    this.contextFull.hidden = true;
+    this.updateContext();
+  }
+
+  private sendHeld(): void {
+    const p = this.heldPrompt;
+    this.heldPrompt = null;
+    if (p !== null) void this.ask(p);
+  }
+
   private setBusy(busy: boolean): void {
-    this.send.disabled = busy;
     this.stop.disabled = !busy;
     this.reset.disabled = busy;
+    this.trimButton.disabled = busy;
+    this.freshButton.disabled = busy;
+    this.updateBlocked();
   }
 
   /** One turn: encode, stream the answer with its origins, then show the statistics. */
   async ask(text = this.prompt.value): Promise<void> {
     if (this.abort || !text.trim()) return;
-    this.readSettingsForm();
+    if (this.invalid.size) {
+      // Never run on settings other than the ones shown (a host's ask() arrives here with Send blocked).
+      this.showError(this.blocked.textContent ?? 'Some settings are invalid.', 'BadSetting');
+      return;
+    }
     this.clearError();
+    const settings = this.settings;
+    const device = this.device ?? (await this.loading);
+    if (!device) {
+      this.showError('The draft model is not loaded; reload the page.', 'ModelLoad');
+      this.prompt.value = text;
+      return;
+    }
+    // A settings change opens a new session: say so, so old turns are not mistaken for context.
+    if (this.turns > 0 && device.connected && !device.sameSession(settings)) {
+      this.transcript.append(
+        h(
+          'p',
+          { class: 'divider', role: 'separator' },
+          `Settings changed: a new conversation starts here (${describeSettings(settings)}).`,
+        ),
+      );
+      this.turns = 0;
+      this.turnStarts = [];
+      this.carried = null; // a new session starts empty
+    }
+    // Later turns continue the same text: a newline separates them.
+    const continuing = this.turns > 0 && (device.connected || this.carried !== null);
+    const newIds = device.tokenizer.encode(continuing ? '\n' + text : text);
+    if (newIds.length === 0) {
+      this.showError('The prompt encodes to no tokens.', 'Generation');
+      return;
+    }
+    const prefix = this.carried ?? [];
+    const ids = prefix.concat(newIds);
+    const before = this.carried ? 0 : device.sameSession(settings) ? device.used : 0;
+    const room = device.maxContext - before - ids.length - 1;
+    if (room < 1) {
+      this.heldPrompt = text;
+      this.prompt.value = text;
+      this.contextNote.textContent =
+        this.turns > 0
+          ? `The context is full (${before + ids.length} of ${device.maxContext} tokens with this prompt). ` +
+            'Start a new conversation, or drop the oldest turns; your prompt is sent right after.'
+          : `This prompt is too long for the ${device.maxContext}-token context.`;
+      this.trimButton.hidden = this.turns === 0;
+      this.contextFull.hidden = false;
+      this.post({ type: 'dssd:error', code: 'ContextFull', message: this.contextNote.textContent });
+      return;
+    }
+    this.contextFull.hidden = true;
+    const maxNew = Math.min(settings.maxTokens, room);
     const abort = new AbortController();
     this.abort = abort;
     this.setBusy(true);
     const answer = h('div', {
       class: 'answer',
-      role: 'article',
+      role: 'group',
       'aria-label': 'Answer',
       'aria-busy': 'true',
     });
-    const turnEl = h('article', { class: 'turn' }, h('p', { class: 'user' }, text), answer);
+    const meta = h('p', { class: 'answer-meta' }, describeSettings(settings));
+    const turnEl = h('article', { class: 'turn' }, h('p', { class: 'user' }, text), answer, meta);
     this.transcript.append(turnEl);
     this.prompt.value = '';
     let answerText = '';
     let result: TurnResult | null = null;
     try {
-      const device = this.device ?? (await this.loading);
-      if (!device) throw new DeviceError('ModelLoad', 'The draft model is not loaded; reload the page.');
-      // Later turns continue the same text: a newline separates them.
-      const ids = device.tokenizer.encode(this.turns > 0 && device.connected ? '\n' + text : text);
-      if (ids.length === 0) throw new DeviceError('Generation', 'The prompt encodes to no tokens.');
       const stream = device.tokenizer.decodeStream();
       const t0 = performance.now();
       let n = 0;
@@ -309,21 +607,37 @@ class ChatApp {
         if (piece)
           answer.append(h('span', { class: `tok tok-${ev.origin}`, title: ORIGIN_LABEL[ev.origin] }, piece));
         this.liveStats(n, performance.now() - t0);
+        this.updateContext(before + ids.length + n);
         this.post({ type: 'dssd:token', text: piece, origin: ev.origin, tokens: ev.tokens });
       };
       if (!device.connected) this.setStatus('Joining the edge…');
-      result = await device.generate(ids, this.settings, onTokens, abort.signal);
+      const fresh = !device.sameSession(settings);
+      result = await device.generate(ids, settings, onTokens, abort.signal, maxNew);
+      if (fresh) this.turnStarts = [];
+      this.turnStarts.push({ start: before + prefix.length, el: turnEl });
+      this.carried = null;
       const tail = stream.flush();
       if (tail) {
         answerText += tail;
         answer.append(h('span', { class: 'tok' }, tail));
       }
       this.turns++;
-      const stats = displayStats(this.settings.mode, result.stats, device.info.identity.vocabSize);
+      const stats = displayStats(settings.mode, result.stats, device.info.identity.vocabSize);
       this.showStats(stats);
+      this.lastTps[settings.mode] = stats.tokensPerSecond;
+      this.explainSpeed();
       answer.dataset.done = result.done;
+      const capped =
+        maxNew < settings.maxTokens ? `; capped at ${maxNew} by the room left in the context` : '';
+      meta.replaceChildren(
+        `${describeSettings(settings)} — `,
+        ...headline(stats).flatMap(([k, t], i) => [i ? ' · ' : '', h('span', { title: STAT_HELP[k]! }, t)]),
+        ` · ${stats.tokens} tokens, ${stats.tokensPerSecond.toFixed(0)} tokens per second${capped}`,
+      );
       this.setStatus(
-        `Done (${result.done}): ${result.tokens.length} tokens at ${stats.tokensPerSecond.toFixed(1)} tokens/s.`,
+        this.embed
+          ? `Done: ${result.tokens.length} tokens.`
+          : `Done (${result.done}): ${result.tokens.length} tokens at ${stats.tokensPerSecond.toFixed(1)} tokens/s.`,
       );
       this.post({
         type: 'dssd:answer',
@@ -336,8 +650,12 @@ class ChatApp {
     } catch (e) {
       const err = e instanceof DeviceError ? e : explain(e, location.origin);
       answer.dataset.done = 'error';
+      // A failed turn keeps its prompt, so it can be sent again as it was.
+      if (!this.prompt.value) this.prompt.value = text;
       if (err.code === 'ConnectionLost' || err.code === 'Unreachable' || err.code === 'Timeout') {
         this.turns = 0; // the next Send starts a new conversation
+        this.turnStarts = [];
+        this.carried = null;
         this.showError(`${err.message} Press Send to reconnect (a new conversation starts).`, err.code);
         this.setStatus('Disconnected.');
       } else this.showError(err.message, err.code);
@@ -345,25 +663,56 @@ class ChatApp {
       answer.setAttribute('aria-busy', 'false');
       this.abort = null;
       this.setBusy(false);
+      this.updateContext();
+      // Stop (or Send) was pressed and is now disabled: focus would fall to <body>; give it to the composer.
+      const a = document.activeElement;
+      if (a === this.stop || a === this.send || a === document.body || a === null) {
+        if (document.hasFocus()) this.prompt.focus();
+      }
     }
+  }
+
+  /** Why edge-only decoding can beat speculation here (it surprises people on localhost). */
+  private explainSpeed(): void {
+    const ar = this.lastTps.ar;
+    const spec = Math.max(this.lastTps.dssd ?? 0, this.lastTps.dsd ?? 0);
+    const measured = ar !== undefined && spec > 0 && ar > spec;
+    if (!measured && !LOOPBACK.test(location.hostname)) return;
+    this.why.hidden = false;
+    this.why.textContent =
+      (measured
+        ? `Edge-only decoding (ar) ran faster here (${ar!.toFixed(0)} vs ${spec.toFixed(0)} tokens per second). `
+        : 'On this connection edge-only decoding (ar) is likely faster. ') +
+      'Speculation saves round trips and target passes, but this edge is close by (no network latency) and ' +
+      'its small target takes about 2 ms per pass, so drafting costs more than it saves. With tens of ' +
+      'milliseconds per round trip and a large target, fewer round trips win.';
   }
 
   private liveStats(tokens: number, ms: number): void {
     const rows: [string, string, string][] = [
       ['tokens', 'tokens', String(tokens)],
-      ['tps', 'tokens/s', ms > 0 ? ((1000 * tokens) / ms).toFixed(1) : '–'],
+      ['tps', 'tokens per second', ms > 0 ? ((1000 * tokens) / ms).toFixed(1) : '–'],
     ];
     this.fillStats(rows);
   }
 
   private showStats(s: DisplayStats): void {
     this.fillStats(statRows(s));
+    this.headlineBox.replaceChildren(
+      ...headline(s).flatMap(([k, t], i) => [
+        i ? ' · ' : '',
+        h('span', { title: STAT_HELP[k]!, 'data-headline': k }, t),
+      ]),
+    );
     this.statsBox.dataset.json = JSON.stringify(s);
   }
 
   private fillStats(rows: [string, string, string][]): void {
     this.statsBox.replaceChildren(
-      ...rows.flatMap(([key, label, value]) => [h('dt', {}, label), h('dd', { 'data-stat': key }, value)]),
+      ...rows.flatMap(([key, label, value]) => [
+        h('dt', { title: STAT_HELP[key]! }, label),
+        h('dd', { 'data-stat': key, title: STAT_HELP[key]! }, value),
+      ]),
     );
   }
 
@@ -391,6 +740,7 @@ class ChatApp {
       if (!m) return;
       if (m.type === 'dssd:init') {
         if (m.token !== undefined) this.token = m.token;
+        if (m.theme) applyTheme(m.theme);
         gotInit();
       } else if (m.type === 'dssd:ask') {
         void this.ask(m.prompt);
@@ -408,3 +758,11 @@ class ChatApp {
 
 const app = new ChatApp();
 (globalThis as { dssdApp?: ChatApp }).dssdApp = app;
+
+/** The host's theme (CSS custom properties on <dssd-chat>, validated by parseHostMessage) on this page. */
+function applyTheme(t: Theme): void {
+  for (const k of THEME_KEYS) {
+    const v = t[k];
+    if (v) document.documentElement.style.setProperty(`--${k}`, v);
+  }
+}

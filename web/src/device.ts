@@ -160,7 +160,14 @@ export class BrowserDevice {
         ['tokenizer.json', 'tokenizer_config.json'].map(async (f) => {
           const r = await fetch(modelUrl + f);
           if (!r.ok && f === 'tokenizer.json') throw new Error(`${modelUrl}${f}: HTTP ${r.status}`);
-          return r.ok ? ((await r.json()) as Record<string, unknown>) : {};
+          if (!r.ok) return {};
+          // The tokenizer's bytes count on the loading bar like the Worker's files.
+          const total = Number(r.headers.get('content-length') ?? 0);
+          opts.onProgress?.({ phase: 'download', file: 'page:' + f, loaded: 0, total, text: f });
+          const text = await r.text();
+          const n = Math.max(total, text.length);
+          opts.onProgress?.({ phase: 'download', file: 'page:' + f, loaded: n, total: n, text: f });
+          return JSON.parse(text) as Record<string, unknown>;
         }),
       );
       d.tokenizer = new TextTokenizer(tok as TokenizerJson, tokCfg);
@@ -187,9 +194,28 @@ export class BrowserDevice {
     return d;
   }
 
+  /** Whether a turn with these settings continues the current session (else it opens a new one). */
+  sameSession(settings: UiSettings): boolean {
+    return this.connected && this.sessionKey === BrowserDevice.key(settings);
+  }
+
+  private static key(settings: UiSettings): string {
+    return JSON.stringify({ ...settings, maxTokens: 0 });
+  }
+
+  /** The context both sides can hold (the session's once connected; the draft's before). */
+  get maxContext(): number {
+    return this.session?.maxContext ?? this.info.identity.maxContext;
+  }
+
+  /** Tokens of the conversation both sides hold (0 without a session). */
+  get used(): number {
+    return this.connected ? this.session!.history.length : 0;
+  }
+
   /** Opens a session with these settings, reusing the current one when the settings are unchanged. */
   async connect(settings: UiSettings): Promise<DeviceSession> {
-    const key = JSON.stringify({ ...settings, maxTokens: 0 });
+    const key = BrowserDevice.key(settings);
     if (this.session && this.sessionKey === key && !this.closed) return this.session;
     this.disconnect();
     const { settings: s, adaptiveGamma } = toDeviceSettings(settings);
@@ -229,10 +255,11 @@ export class BrowserDevice {
     settings: UiSettings,
     onTokens: (ev: TokenEvent) => void,
     signal: AbortSignal,
+    maxNewTokens = settings.maxTokens,
   ): Promise<TurnResult> {
     const session = await this.connect(settings);
     try {
-      return await session.generate(prompt, { maxNewTokens: settings.maxTokens, onTokens, signal });
+      return await session.generate(prompt, { maxNewTokens, onTokens, signal });
     } catch (e) {
       const err = explain(e, this.opts.edge);
       if (err.code === 'ConnectionLost' || err.code === 'Timeout') this.disconnect();

@@ -22,20 +22,71 @@ export class SettingsError extends Error {
   readonly code = 'BadSetting' as const;
 }
 
+/** Query parameters the page reads that are not settings. */
+export const NON_SETTING_PARAMS: readonly string[] = [
+  'token',
+  'origin',
+  'offline',
+  'ui',
+  'scheme',
+  'webllmModel',
+  'webllmLib',
+  'webllmId',
+  'webllmVocab',
+  'webllmContext',
+];
+
+/** One bad or unknown setting: the name as given and what is wrong with it (without the name). */
+export interface SettingProblem {
+  key: string;
+  message: string;
+}
+
 /**
- * Reads settings from string pairs (URLSearchParams, form fields) over `base`. All or nothing: throws
- * SettingsError naming every bad value; names the page does not know (e.g. `token`, `origin`) are ignored.
+ * Reads settings from string pairs (URLSearchParams, form fields) over `base`, per key: every valid value is
+ * applied and each bad or unknown one is reported (so one typo never discards the rest, and nothing is dropped
+ * silently). Parameters in NON_SETTING_PARAMS are not settings and not reported.
  */
+export function parsePageSettings(
+  source: SettingSource,
+  base: UiSettings = DEFAULT_UI_SETTINGS,
+): { settings: UiSettings; problems: SettingProblem[] } {
+  const { settings, errors } = parseSettings(source, { base, ignore: NON_SETTING_PARAMS });
+  const problems = errors.map((e) => ({
+    key: e.key,
+    // The home's messages start with the name; the page shows the name next to it (or on the field) itself.
+    message: e.message.startsWith(`${e.key} must `) ? e.message.slice(e.key.length + 1) : e.message,
+  }));
+  try {
+    toSessionSettings(settings); // the protocol's own validation: nothing reaches it that would be refused
+  } catch (e) {
+    return { settings: base, problems: [...problems, { key: 'settings', message: (e as Error).message }] };
+  }
+  return { settings, problems };
+}
+
+/** All or nothing (tests, callers that must not run on partial settings): throws naming every bad value. */
 export function readSettings(source: SettingSource, base: UiSettings = DEFAULT_UI_SETTINGS): UiSettings {
-  const { settings, errors } = parseSettings(source, { base });
-  const bad = errors.filter((e) => !e.message.startsWith('unknown setting'));
-  if (bad.length) throw new SettingsError(bad.map((e) => e.message).join('; '));
-  toSessionSettings(settings); // the protocol's own validation, as a SettingsError
+  const { settings, problems } = parsePageSettings(source, base);
+  const bad = problems.filter((e) => !e.message.startsWith('unknown setting'));
+  if (bad.length) throw new SettingsError(bad.map((e) => `${e.key} ${e.message}`).join('; '));
   return settings;
 }
 
 export function settingsFromQuery(search: string, base?: UiSettings): UiSettings {
   return readSettings(new URLSearchParams(search), base);
+}
+
+/** Human-readable settings of one answer, e.g. "dssd · γ 4 · temperature 0.8 · top-p 0.95 · seed secret". */
+export function describeSettings(s: UiSettings): string {
+  const parts: string[] = [s.mode];
+  if (s.mode !== 'ar') parts.push(`γ ${s.gamma}`, `codec ${s.codec}`);
+  if (s.pipeline && s.mode === 'dssd') parts.push('pipelined');
+  parts.push(`temperature ${s.temperature}`);
+  if (s.topK > 0) parts.push(`top-k ${s.topK}`);
+  if (s.topP < 1) parts.push(`top-p ${s.topP}`);
+  parts.push(s.seed === null ? 'seed secret' : `seed ${s.seed}`);
+  return parts.join(' · ');
 }
 
 /** The query string that reproduces these settings (the page's defaults left out). */

@@ -51,24 +51,59 @@ export function displayStats(mode: Mode, t: TurnStats, vocabSize: number): Displ
 
 const fmt = (x: number, d = 1) => (Number.isFinite(x) ? x.toFixed(d) : '–');
 
+/** What each figure means, shown as its tooltip (key: the element's data-stat). */
+export const STAT_HELP: Readonly<Record<string, string>> = {
+  tokens: 'Tokens generated in this answer.',
+  tps: 'Generated tokens per second of wall time: both models, the network and the page together.',
+  mal:
+    'Tokens per round trip (mean acceptance length): accepted draft tokens plus the edge’s own token, per ' +
+    'verify round. Higher means fewer round trips to the edge.',
+  acceptance: 'Share of the drafted tokens the edge accepted.',
+  perpos: 'For each draft position 1…γ: the share of rounds in which the edge accepted the token there.',
+  passes: 'Target forward passes on the edge per generated token (one per round; 1 in edge-only mode).',
+  up: 'Bytes the device sent to the edge per generated token (application bytes, chunk headers included).',
+  down: 'Bytes the edge sent to the device per generated token.',
+  dsdup:
+    'What the uplink would have been, per token, had each round sent the draft’s full distributions (DSD, ' +
+    'float32) instead of one probability per drafted token.',
+};
+
+/** Edge passes per token: one target pass per verify round (ar: one per token). */
+function passesPerToken(s: DisplayStats): number {
+  return s.mode === 'ar' ? 1 : s.rounds / Math.max(1, s.tokens);
+}
+
 /** Label/value pairs for the statistics panel (value strings; the key is the element's data-stat). */
 export function statRows(s: DisplayStats): [key: string, label: string, value: string][] {
   const rows: [string, string, string][] = [
     ['tokens', 'tokens', String(s.tokens)],
-    ['tps', 'tokens/s', fmt(s.tokensPerSecond)],
+    ['tps', 'tokens per second', fmt(s.tokensPerSecond)],
   ];
   if (s.mode !== 'ar') {
     rows.push(
-      ['mal', 'mean acceptance length', fmt(s.meanAcceptanceLength, 2)],
-      ['acceptance', 'acceptance rate', fmt(s.acceptanceRate, 3)],
-      ['perpos', 'acceptance per position', s.acceptancePerPosition.map((a) => fmt(a, 2)).join(' ')],
+      ['mal', 'tokens per round trip', fmt(s.meanAcceptanceLength, 2)],
+      ['acceptance', 'drafts accepted', fmt(s.acceptanceRate, 3)],
+      ['perpos', 'accepted by position', s.acceptancePerPosition.map((a) => fmt(a, 2)).join(' ')],
     );
   }
   rows.push(
-    ['up', 'uplink bytes/token', fmt(s.uplinkBytesPerToken)],
-    ['down', 'downlink bytes/token', fmt(s.downlinkBytesPerToken)],
+    ['passes', 'edge passes per token', fmt(passesPerToken(s), 2)],
+    ['up', 'uplink bytes per token', fmt(s.uplinkBytesPerToken)],
+    ['down', 'downlink bytes per token', fmt(s.downlinkBytesPerToken)],
   );
-  if (s.mode !== 'ar')
-    rows.push(['dsdup', 'DSD would uplink (bytes/token)', fmt(s.dsdUplinkBytesPerToken, 0)]);
+  if (s.mode !== 'ar') rows.push(['dsdup', 'DSD uplink bytes per token', fmt(s.dsdUplinkBytesPerToken, 0)]);
   return rows;
+}
+
+/** The headline figures: "3.2 tokens per round trip · 19 B up per token · 0.31 edge passes per token". */
+export function headline(s: DisplayStats): [key: string, text: string][] {
+  const first: [string, string] =
+    s.mode === 'ar'
+      ? ['tps', `${fmt(s.tokensPerSecond)} tokens per second, edge only`]
+      : ['mal', `${fmt(s.meanAcceptanceLength, 1)} tokens per round trip`];
+  return [
+    first,
+    ['up', `${fmt(s.uplinkBytesPerToken, 0)} B up per token`],
+    ['passes', `${fmt(passesPerToken(s), 2)} edge passes per token`],
+  ];
 }

@@ -34,8 +34,14 @@ export interface LoadRequest {
   seed: number | null;
 }
 
+/**
+ * Loading steps. `download` is per file (`file`, its bytes so far and in all): the page adds up every file it
+ * needs (model, ORT wasm, tokenizer), so the bar covers every byte, then `init` (compiling the wasm and the
+ * session) and `warmup` (one forward pass) before `ready`.
+ */
 export interface LoadProgress {
-  phase: 'download' | 'init' | 'ready';
+  phase: 'download' | 'init' | 'warmup' | 'ready';
+  file?: string;
   loaded: number;
   total: number;
   text: string;
@@ -49,36 +55,40 @@ export interface LoadResult {
   loadMs: number;
 }
 
-/** A fetch loader that reports bytes as they arrive (the page's progress bar). */
-function progressLoader(report: (file: string, loaded: number, total: number) => void): ModelLoader {
-  return {
-    async read(url) {
-      const res = await fetch(url);
-      if (res.status === 404) return null;
-      if (!res.ok) throw new Error(`fetching ${url} returned HTTP ${res.status}`);
-      const total = Number(res.headers.get('content-length') ?? 0);
-      const file = url.split('/').pop() ?? url;
-      if (!res.body) return new Uint8Array(await res.arrayBuffer());
-      const parts: Uint8Array[] = [];
-      let loaded = 0;
-      const reader = res.body.getReader();
-      for (;;) {
-        const { done, value } = await reader.read();
-        if (done) break;
-        parts.push(value);
-        loaded += value.byteLength;
-        report(file, loaded, total || loaded);
-      }
-      const out = new Uint8Array(loaded);
-      let o = 0;
-      for (const p of parts) {
-        out.set(p, o);
-        o += p.byteLength;
-      }
-      return out;
-    },
-  };
+type Report = (file: string, loaded: number, total: number) => void;
+
+/** Fetches `url` reporting bytes as they arrive (the page's progress bar); null on 404. */
+async function fetchBytes(url: string, report: Report): Promise<Uint8Array | null> {
+  const res = await fetch(url);
+  if (res.status === 404) return null;
+  if (!res.ok) throw new Error(`fetching ${url} returned HTTP ${res.status}`);
+  const total = Number(res.headers.get('content-length') ?? 0);
+  const file = url.split('/').pop() ?? url;
+  report(file, 0, total); // the size counts as soon as it is known, so the total grows early, not at the end
+  if (!res.body) return new Uint8Array(await res.arrayBuffer());
+  const parts: Uint8Array[] = [];
+  let loaded = 0;
+  const reader = res.body.getReader();
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    parts.push(value);
+    loaded += value.byteLength;
+    report(file, loaded, Math.max(total, loaded));
+  }
+  const out = new Uint8Array(loaded);
+  let o = 0;
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.byteLength;
+  }
+  return out;
 }
+
+const progressLoader = (report: Report): ModelLoader => ({ read: (url) => fetchBytes(url, report) });
+
+/** The wasm binary onnxruntime-web/wasm loads (fetched here, so its bytes show on the bar). */
+const ORT_WASM_FILE = 'ort-wasm-simd-threaded.wasm';
 
 async function probeGpu(): Promise<GpuProbe> {
   const gpu = (navigator as { gpu?: { requestAdapter(): Promise<any> } }).gpu;
@@ -151,6 +161,7 @@ const api = {
         (p) =>
           onProgress?.({
             phase: p.progress < 1 ? 'download' : 'init',
+            file: 'webllm', // one entry: WebLLM reports a fraction, not bytes
             loaded: p.progress,
             total: 1,
             text: p.text,
@@ -180,24 +191,34 @@ const api = {
     };
     ort.env.wasm.wasmPaths = req.wasmPaths; // required after bundling, before the first session
     ort.env.wasm.numThreads = 1; // threads gave no speed-up on small models and need cross-origin isolation
-    const files = new Map<string, [number, number]>();
-    const loader = progressLoader((file, loaded, total) => {
-      files.set(file, [loaded, total]);
-      let l = 0;
-      let t = 0;
-      for (const [a, b] of files.values()) {
-        l += a;
-        t += b;
-      }
-      onProgress?.({ phase: 'download', loaded: l, total: t, text: `downloading ${file}` });
+    const report: Report = (file, loaded, total) =>
+      onProgress?.({ phase: 'download', file, loaded, total, text: `downloading ${file}` });
+    // The wasm (14 MB, the largest download) is fetched here in parallel with the model, and handed to ORT, so
+    // the bar counts it; the WebGPU build picks its own variant and fetches it itself.
+    const wasm = eps.includes('webgpu')
+      ? null
+      : fetchBytes(new URL(ORT_WASM_FILE, req.wasmPaths).toString(), report);
+    const wasmReady = (async () => {
+      const bin = await wasm;
+      if (bin) (ort.env.wasm as { wasmBinary?: Uint8Array }).wasmBinary = bin;
+    })();
+    // ORT starts its wasm with the first session: hold that back until the binary is here (no second fetch).
+    // Called once the model's bytes are in, so after it every byte is.
+    const create: OrtModule['InferenceSession']['create'] = async (...a: unknown[]) => {
+      await wasmReady;
+      onProgress?.({ phase: 'init', loaded: 1, total: 1, text: 'compiling the draft model' });
+      return (ort.InferenceSession.create as (...b: unknown[]) => ReturnType<typeof create>)(...a);
+    };
+    const model = await loadModel(req.modelUrl, {
+      ort: { Tensor: ort.Tensor, InferenceSession: { ...ort.InferenceSession, create } as never },
+      loader: progressLoader(report),
+      executionProviders: eps,
     });
-    const initTimer = setTimeout(
-      () => onProgress?.({ phase: 'init', loaded: 1, total: 1, text: 'initialising the draft model' }),
-      0,
-    );
-    const model = await loadModel(req.modelUrl, { ort, loader, executionProviders: eps });
-    clearTimeout(initTimer);
     session = model.createSession();
+    onProgress?.({ phase: 'warmup', loaded: 1, total: 1, text: 'warming up the draft model' });
+    // One pass now, so the first answer does not pay for the lazy parts of ORT's first run.
+    await session.forward([0]);
+    session.truncate(0);
     const c = model.config;
     onProgress?.({ phase: 'ready', loaded: 1, total: 1, text: 'ready' });
     return {

@@ -6,13 +6,15 @@ import { GAMMA, PAGE_SETTING_KEYS, SETTING_SPEC, emptyTurnStats, type TurnStats 
 import {
   DEFAULT_UI_SETTINGS,
   SettingsError,
+  describeSettings,
+  parsePageSettings,
   settingsFromQuery,
   toDeviceSettings,
   fieldControl,
   settingsToQuery,
   toSessionSettings,
 } from '../src/settings.js';
-import { displayStats, statRows } from '../src/stats.js';
+import { STAT_HELP, displayStats, headline, statRows } from '../src/stats.js';
 import { parseEmbedMessage, parseHostMessage } from '../src/messages.js';
 
 test('settings: the issue’s example query, round trip, and errors', () => {
@@ -74,6 +76,29 @@ test('settings: the issue’s example query, round trip, and errors', () => {
   }
 });
 
+test('settings per key: the valid part applies, each bad or unknown key is named', () => {
+  const { settings, problems } = parsePageSettings(
+    new URLSearchParams('gamma=999&temperature=0&mode=ar&tmperature=1&token=x&origin=y'),
+  );
+  assert.equal(settings.mode, 'ar');
+  assert.equal(settings.temperature, 0);
+  assert.equal(settings.gamma, DEFAULT_UI_SETTINGS.gamma);
+  assert.deepEqual(
+    problems.map((p) => p.key),
+    ['tmperature', 'gamma'],
+  );
+  assert.match(problems[1]!.message, /^must be an integer in \[1, 16\] or auto, got "999"$/);
+  assert.match(problems[0]!.message, /unknown setting 'tmperature'/);
+  assert.deepEqual(parsePageSettings(new URLSearchParams('topP=2&topK=5')).settings, {
+    ...DEFAULT_UI_SETTINGS,
+    topK: 5,
+  });
+  assert.equal(
+    describeSettings(DEFAULT_UI_SETTINGS),
+    'dssd · γ 4 · codec auto · temperature 0.8 · top-p 0.95 · seed secret',
+  );
+});
+
 function turnStats(over: Partial<TurnStats>): TurnStats {
   return { ...emptyTurnStats(), ...over };
 }
@@ -104,7 +129,13 @@ test('statistics: per-token bytes and the DSD comparison', () => {
   );
   assert.ok(d.dsdUplinkBytesPerToken > 100 * d.draftUplinkBytesPerToken);
   const keys = statRows(d).map(([k]) => k);
-  assert.deepEqual(keys, ['tokens', 'tps', 'mal', 'acceptance', 'perpos', 'up', 'down', 'dsdup']);
+  assert.deepEqual(keys, ['tokens', 'tps', 'mal', 'acceptance', 'perpos', 'passes', 'up', 'down', 'dsdup']);
+  for (const k of keys) assert.ok(STAT_HELP[k], `tooltip for ${k}`);
+  assert.equal(statRows(d).find(([k]) => k === 'passes')![2], (3 / 9).toFixed(2));
+  assert.deepEqual(
+    headline(d).map(([, t]) => t),
+    ['3.0 tokens per round trip', `${(200 / 9).toFixed(0)} B up per token`, '0.33 edge passes per token'],
+  );
   assert.equal(statRows(d).find(([k]) => k === 'perpos')![2], '1.00 0.50 0.50 0.00');
   // ar: no drafts, no acceptance rows, no division by zero.
   const ar = displayStats('ar', turnStats({ generatedTokens: 0, uplinkBytes: 50 }), V);
@@ -112,7 +143,7 @@ test('statistics: per-token bytes and the DSD comparison', () => {
   assert.equal(ar.uplinkBytesPerToken, 50);
   assert.deepEqual(
     statRows(ar).map(([k]) => k),
-    ['tokens', 'tps', 'up', 'down'],
+    ['tokens', 'tps', 'passes', 'up', 'down'],
   );
 });
 
@@ -134,6 +165,20 @@ test('postMessage parsers accept only the vocabulary', () => {
   ])
     assert.equal(parseHostMessage(bad), null);
   assert.equal(parseHostMessage({ type: 'dssd:ask', prompt: 'x'.repeat(100_001) }), null);
+  // Theme values: colours and fonts pass; anything that could load a URL or end the declaration does not.
+  assert.deepEqual(
+    parseHostMessage({
+      type: 'dssd:init',
+      theme: {
+        accent: '#ff8800',
+        bg: 'rgb(10, 20, 30)',
+        fg: 'url(x)',
+        line: 'red; x: y',
+        font: "'Inter', sans-serif",
+      },
+    }),
+    { type: 'dssd:init', theme: { accent: '#ff8800', bg: 'rgb(10, 20, 30)', font: "'Inter', sans-serif" } },
+  );
   assert.deepEqual(parseEmbedMessage({ type: 'dssd:ready' }), { type: 'dssd:ready' });
   assert.equal(parseEmbedMessage({ type: 'dssd:ask', prompt: 'x' }), null);
   assert.equal(parseEmbedMessage(42), null);

@@ -742,8 +742,10 @@ export class EdgeNode {
     this.table.clear(true);
     for (const l of this.sessions.values()) l.transport.close();
     await new Promise<void>((r) => this.wss.close(() => r()));
-    await new Promise<void>((r) => this.server.close(() => r()));
+    // server.close waits for open connections (keep-alive, a framed page left open): end them first.
+    const closed = new Promise<void>((r) => this.server.close(() => r()));
     this.server.closeAllConnections?.();
+    await closed;
   }
 }
 

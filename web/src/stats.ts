@@ -18,6 +18,8 @@ export interface DisplayStats {
   /** What DSD's draft frames (γ full f32 distributions per round) would have sent for the same rounds. */
   dsdUplinkBytesPerToken: number;
   rounds: number;
+  /** Drafted tokens thrown away per generated token (pipelined drafting drafts ahead of the verdicts). */
+  wastedDraftsPerToken: number;
 }
 
 /**
@@ -46,6 +48,7 @@ export function displayStats(mode: Mode, t: TurnStats, vocabSize: number): Displ
     draftUplinkBytesPerToken: (mode === 'dsd' ? dsdUp : draftUp) / n,
     dsdUplinkBytesPerToken: dsdUp / n,
     rounds: t.rounds,
+    wastedDraftsPerToken: t.wastedDrafts / n,
   };
 }
 
@@ -63,6 +66,9 @@ export const STAT_HELP: Readonly<Record<string, string>> = {
   passes: 'Target forward passes on the edge per generated token (one per round; 1 in edge-only mode).',
   up: 'Bytes the device sent to the edge per generated token (application bytes, chunk headers included).',
   down: 'Bytes the edge sent to the device per generated token.',
+  wasted:
+    'Drafted tokens thrown away per generated token: pipelined drafting keeps drafting while verdicts are in ' +
+    'flight, and a rejection discards what was drafted beyond it.',
   dsdup:
     'What the uplink would have been, per token, had each round sent the draft’s full distributions (DSD, ' +
     'float32) instead of one probability per drafted token.',
@@ -91,7 +97,10 @@ export function statRows(s: DisplayStats): [key: string, label: string, value: s
     ['up', 'uplink bytes per token', fmt(s.uplinkBytesPerToken)],
     ['down', 'downlink bytes per token', fmt(s.downlinkBytesPerToken)],
   );
-  if (s.mode !== 'ar') rows.push(['dsdup', 'DSD uplink bytes per token', fmt(s.dsdUplinkBytesPerToken, 0)]);
+  if (s.mode !== 'ar') {
+    rows.push(['wasted', 'wasted drafts per token', fmt(s.wastedDraftsPerToken, 2)]);
+    rows.push(['dsdup', 'DSD uplink bytes per token', fmt(s.dsdUplinkBytesPerToken, 0)]);
+  }
   return rows;
 }
 

@@ -129,7 +129,18 @@ test('statistics: per-token bytes and the DSD comparison', () => {
   );
   assert.ok(d.dsdUplinkBytesPerToken > 100 * d.draftUplinkBytesPerToken);
   const keys = statRows(d).map(([k]) => k);
-  assert.deepEqual(keys, ['tokens', 'tps', 'mal', 'acceptance', 'perpos', 'passes', 'up', 'down', 'dsdup']);
+  assert.deepEqual(keys, [
+    'tokens',
+    'tps',
+    'mal',
+    'acceptance',
+    'perpos',
+    'passes',
+    'up',
+    'down',
+    'wasted',
+    'dsdup',
+  ]);
   for (const k of keys) assert.ok(STAT_HELP[k], `tooltip for ${k}`);
   assert.equal(statRows(d).find(([k]) => k === 'passes')![2], (3 / 9).toFixed(2));
   assert.deepEqual(

@@ -8,8 +8,9 @@ import assert from 'node:assert/strict';
 import { loadNodeModel, QWEN_STANDIN_DIRS, qwenStandinMissing } from '@dssd/models/node';
 import type { LanguageModel } from '@dssd/models';
 import type { DeviceOptions } from '@dssd/protocol';
-import { EdgeNode, Logger, connectNodeDevice } from '../src/index.js';
+import { EdgeNode, Logger } from '../src/index.js';
 import { runFidelity } from '../src/drills/fidelity.js';
+import { GREEDY_CONFIGS, devicePool } from './device-pool.js';
 
 // Generated, not committed: .ci/run generates the pair and sets DSSD_REQUIRE_STANDIN, so CI fails instead of skipping.
 const missing = qwenStandinMissing();
@@ -38,44 +39,29 @@ before(async () => {
   draft = await loadNodeModel(QWEN_STANDIN_DIRS.draft);
 });
 after(async () => {
-  for (const d of devices.values()) d.close();
+  pool.close();
   await node?.close();
 });
 
-/** One connected device per settings, rewound for each prompt (see edge.test.ts). */
-const devices = new Map<string, Awaited<ReturnType<typeof connectNodeDevice>>>();
-async function run(settings: DeviceOptions['settings'], prompt: string, maxNewTokens: number) {
-  const key = JSON.stringify(settings);
-  let dev = devices.get(key);
-  if (!dev) {
-    dev = await connectNodeDevice({ edge: node.url, settings, draft });
-    devices.set(key, dev);
-  }
-  dev.session.rewind(0);
-  return dev.session.generate(draft.tokenizer.encode(prompt), { maxNewTokens });
-}
+const pool = devicePool(
+  () => node.url,
+  () => draft,
+);
 
 test(
   'qwen stand-in, greedy: dssd (exact codecs, serial and pipelined) and dsd equal ar',
   { skip },
   async () => {
     const greedy = { temperature: 0, topK: 0, topP: 1 };
-    const configs: DeviceOptions['settings'][] = [
-      { mode: 'dsd', gamma: 4, sampling: greedy },
-      { mode: 'dssd', gamma: 4, codec: 'auto', sampling: greedy },
-      { mode: 'dssd', gamma: 3, codec: 'f32', sampling: greedy },
-      { mode: 'dssd', gamma: 5, codec: 'sparse', sampling: greedy },
-      { mode: 'dssd', gamma: 4, codec: 'candidates', sampling: greedy },
-      { mode: 'dssd', gamma: 4, codec: 'auto', pipeline: true, sampling: greedy },
-    ];
+    const configs = GREEDY_CONFIGS;
     const failures: string[] = [];
     let accepted = 0;
     let drafted = 0;
     for (const prompt of PROMPTS) {
-      const ref = (await run({ mode: 'ar', sampling: greedy }, prompt, 24)).tokens;
+      const ref = (await pool.run({ mode: 'ar', sampling: greedy }, prompt, 24)).r.tokens;
       assert.ok(ref.length > 0);
       for (const s of configs) {
-        const r = await run(s, prompt, 24);
+        const { r } = await pool.run(s, prompt, 24);
         if (r.tokens.join() !== ref.join())
           failures.push(
             `${s.mode}/${s.codec ?? ''}${s.pipeline ? ' pipelined' : ''}: ${JSON.stringify(prompt)}`,

@@ -5,6 +5,9 @@
  */
 import test, { after, before } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import { loadNodeModel, QWEN_STANDIN_DIRS, qwenStandinMissing } from '@dssd/models/node';
 import type { LanguageModel } from '@dssd/models';
 import type { DeviceOptions } from '@dssd/protocol';
@@ -16,6 +19,7 @@ import { GREEDY_CONFIGS, devicePool } from './device-pool.js';
 const missing = qwenStandinMissing();
 if (missing && process.env.DSSD_REQUIRE_STANDIN) throw new Error(missing);
 const skip = missing ?? false;
+const execFileAsync = promisify(execFile);
 
 let node: EdgeNode;
 let draft: LanguageModel;
@@ -94,5 +98,48 @@ test(
       );
       assert.ok(r.pValue > 1e-3, `dssd/${codec}: p = ${r.pValue}`);
     }
+  },
+);
+
+test(
+  'qwen stand-in, dssd generate --chat: two turns with the template, the second on the reused caches',
+  { skip },
+  async () => {
+    const bin = fileURLToPath(new URL('../../bin/dssd.js', import.meta.url));
+    const chat = async (mode: string) => {
+      const { stdout } = await execFileAsync(process.execPath, [
+        bin,
+        'generate',
+        '--edge',
+        node.url,
+        '--draft',
+        QWEN_STANDIN_DIRS.draft,
+        '--chat',
+        '--json',
+        '--prompt',
+        'What is the capital of France?',
+        '--then',
+        'And of Italy?',
+        '--mode',
+        mode,
+        '--temperature',
+        '0',
+        '--max-tokens',
+        '12',
+      ]);
+      return JSON.parse(stdout.trim().split('\n').at(-1)!) as {
+        turns: { text: string; reused: number; prefilled: number }[];
+      };
+    };
+    const [dssd, ar] = [await chat('dssd'), await chat('ar')];
+    assert.deepEqual(dssd.turns, ar.turns); // greedy: same answers, same cache reuse
+    const [one, two] = dssd.turns;
+    // "<|im_start|>user\n…<|im_end|>\n<|im_start|>assistant\n" is one prefill; the second turn reuses all of it and
+    // the 12 answer tokens (13 with an end-of-turn token it stopped on) and prefills only its own text.
+    assert.ok(
+      two.reused >= one.prefilled + 1 && two.reused <= one.prefilled + 13,
+      JSON.stringify(dssd.turns),
+    );
+    assert.ok(two.prefilled < one.prefilled + 6, JSON.stringify(dssd.turns));
   },
 );

@@ -7,6 +7,8 @@ import type { ModelConfig, ModelLayout, OrtModule } from './config.js';
 export type { ModelConfig, ModelLayout, OrtModule } from './config.js';
 import type { SessionContext } from './session.js';
 import { TextTokenizer } from './tokenizer.js';
+import { chatTemplateFrom } from './chat.js';
+import type { ChatTemplate } from './chat.js';
 import type { TokenizerJson } from './tokenizer.js';
 
 export interface LoadModelOptions {
@@ -161,6 +163,8 @@ export class LanguageModel {
   readonly config: ModelConfig;
   readonly tokenizer: TextTokenizer;
   readonly layout: ModelLayout;
+  /** tokenizer_config.json's chat template; null for a plain continuation model. */
+  readonly chatTemplate: ChatTemplate | null;
   readonly #ctx: SessionContext;
   #disposed = false;
 
@@ -172,11 +176,13 @@ export class LanguageModel {
     layout: ModelLayout,
     config: ModelConfig,
     tokenizer: TextTokenizer,
+    chatTemplate: ChatTemplate | null = null,
   ) {
     this.source = source;
     this.config = config;
     this.tokenizer = tokenizer;
     this.layout = layout;
+    this.chatTemplate = chatTemplate;
     this.#ctx = { ort, session, layout, config, isDisposed: () => this.#disposed };
   }
 
@@ -332,6 +338,7 @@ export async function loadModel(source: string, options: LoadModelOptions): Prom
   const tokCfgBytes = await readOptional(loader, source, 'tokenizer_config.json');
   const tokCfg = tokCfgBytes ? parseJson(tokCfgBytes, 'tokenizer_config.json') : {};
   const tokenizer = new TextTokenizer(tokJson as TokenizerJson, tokCfg);
+  const chatTemplate = chatTemplateFrom(tokCfg);
 
   const file = await findModelFile(loader, source, options.modelFile);
   const hint = options.modelFile ? '' : '; pass modelFile to choose another onnx/model*.onnx';
@@ -446,7 +453,7 @@ export async function loadModel(source: string, options: LoadModelOptions): Prom
       headDim,
       kvType,
     };
-    const model = new LanguageModel(source, options.ort, session, layout, config, tokenizer);
+    const model = new LanguageModel(source, options.ort, session, layout, config, tokenizer, chatTemplate);
     if (config.logitsRows <= 0) {
       config.logitsRows = await probeRows({
         ort: options.ort,

@@ -28,6 +28,7 @@ test('qwen stand-in: layout, config and tokenizer are read from the folders', { 
     assert.equal(m.layout.attentionMask, 'attention_mask');
     assert.equal(m.layout.numLogitsToKeep, null);
     assert.equal(m.tokenizerHash, t.tokenizerHash);
+    assert.ok(m.chatTemplate, 'tokenizer_config.json carries the Qwen3 chat template');
   }
   assert.equal(t.config.numLayers, 4);
   assert.equal(d.config.numLayers, 2);

@@ -1,7 +1,8 @@
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { QWEN_STANDIN_DIRS, qwenStandinMissing } from '../src/node.js';
+import { QWEN_STANDIN_DIRS, nodeFileLoader, qwenStandinMissing } from '../src/node.js';
+import { loadModel, type OrtModule } from '../src/index.js';
 import { maxAbsDiff, model, readRows } from './helpers.js';
 
 // The Qwen3-vocabulary stand-in pair (models/train/make_qwen_standin.py): Qwen3 layout as HF exporters write it —
@@ -57,6 +58,31 @@ test(
       assert.ok(diff <= 2e-3, `${name}: max |ORT - numpy| = ${diff}`);
       s.dispose();
     }
+  },
+);
+
+test(
+  'qwen stand-in: the 4-bit draft runs on onnxruntime-web WASM, the browser worker runtime',
+  { skip },
+  async () => {
+    const ref: { ids: number[]; rows: number; models: Record<string, string> } = JSON.parse(
+      readFileSync(ROOT + 'reference.json', 'utf8'),
+    );
+    const ort = await import('onnxruntime-web/wasm');
+    const read = nodeFileLoader().read;
+    const files: string[] = [];
+    ort.env.wasm.numThreads = 1;
+    const m = await loadModel(DRAFT_Q4, {
+      ort: ort as unknown as OrtModule,
+      loader: { read: nodeFileLoader().read }, // a fetch loader cannot list folders either
+      executionProviders: ['wasm'],
+    });
+    const rows = await m.createSession().forward(ref.ids);
+    const expected = readRows(ROOT + ref.models['draft-q4'], ref.rows).map((r) =>
+      r.subarray(0, m.config.vocabSize),
+    );
+    assert.ok(maxAbsDiff(rows, expected) <= 2e-3);
+    await m.dispose();
   },
 );
 

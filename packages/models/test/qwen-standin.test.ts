@@ -13,6 +13,10 @@ const missing = qwenStandinMissing();
 if (missing && process.env.DSSD_REQUIRE_STANDIN) throw new Error(missing);
 const skip = missing ?? false;
 const { target: TARGET, draft: DRAFT, draftQ4: DRAFT_Q4, root: ROOT } = QWEN_STANDIN_DIRS;
+/** The numpy reference logits the generator wrote beside the models (read lazily: the pair may be absent). */
+function reference(): { ids: number[]; rows: number; models: Record<string, string> } {
+  return JSON.parse(readFileSync(ROOT + 'reference.json', 'utf8'));
+}
 const ALL = { target: TARGET, draft: DRAFT, 'draft-q4': DRAFT_Q4 } as const;
 
 test('qwen stand-in: layout, config and tokenizer are read from the folders', { skip }, async () => {
@@ -44,9 +48,7 @@ test(
   'qwen stand-in: logits match the numpy reference (fp16 KV, external data, MatMulNBits)',
   { skip },
   async () => {
-    const ref: { ids: number[]; rows: number; models: Record<string, string> } = JSON.parse(
-      readFileSync(ROOT + 'reference.json', 'utf8'),
-    );
+    const ref = reference();
     for (const [name, dir] of Object.entries(ALL)) {
       const m = await model(dir);
       const expected = readRows(ROOT + ref.models[name], ref.rows).map((r) =>
@@ -65,9 +67,7 @@ test(
   'qwen stand-in: the 4-bit draft runs on onnxruntime-web WASM, the browser worker runtime',
   { skip },
   async () => {
-    const ref: { ids: number[]; rows: number; models: Record<string, string> } = JSON.parse(
-      readFileSync(ROOT + 'reference.json', 'utf8'),
-    );
+    const ref = reference();
     const ort = await import('onnxruntime-web/wasm');
     const read = nodeFileLoader().read;
     const files: string[] = [];

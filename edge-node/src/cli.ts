@@ -17,7 +17,9 @@ import {
   type DownlinkCodec,
   type EdgeLimits,
   type Mode,
+  type TurnResult,
 } from '@dssd/protocol';
+import { ChatConversation } from '@dssd/models';
 import { EdgeNode, EdgeStartError } from './server.js';
 import { Logger, type LogLevel } from './log.js';
 import { connectNodeDevice } from './device/node.js';
@@ -101,6 +103,8 @@ limits (each refusal is a typed error frame, counted in /metrics as dssd_errors_
 generate / fidelity options:
   --edge URL             edge node (default http://localhost:${N.port})
   --prompt TEXT          prompt text
+  --chat                 [generate] render the prompt as a user turn with the model's chat template
+  --then TEXT            [generate --chat, repeatable] a further user turn; the KV caches of the history are reused
   --tokens T --samples N tokens per sample and samples       [fidelity; defaults 2 and 1000]
   --draft DIR            draft model folder (default: embedded draft)
   --token T              join credential
@@ -254,25 +258,54 @@ async function generate(argv: string[]): Promise<void> {
     token: v.token,
   });
   const tok = dev.draft.tokenizer;
-  const stream = tok.decodeStream();
-  const ids = tok.encode(v.prompt);
-  if (ids.length === 0) fail('the prompt encodes to no tokens');
-  if (!v.json) process.stdout.write(v.prompt);
-  const r = await dev.session.generate(ids, {
-    maxNewTokens: maxTokens,
-    onTokens: (ev) => {
-      if (!v.json) process.stdout.write(stream.push(ev.tokens));
-    },
-  });
-  if (!v.json) process.stdout.write(stream.flush() + '\n');
+  const chat = v.chat ? dev.draft.chatTemplate : null;
+  if (v.chat && !chat)
+    fail(`--chat: ${dev.draft.config.name} has no chat template (tokenizer_config.json chat_template)`);
+  if (v.then?.length && !chat) fail('--then needs --chat');
+  const conversation = chat ? new ChatConversation(chat, tok) : null;
+  const turns: { prompt: string; text: string; reused: number; prefilled: number }[] = [];
+  let r: TurnResult | undefined;
+  for (const prompt of [v.prompt, ...(v.then ?? [])]) {
+    let feed: number[];
+    let reused = 0;
+    if (conversation) {
+      const before = dev.session.history.length;
+      ({ keep: reused, feed } = conversation.user(prompt, dev.session.history));
+      if (reused < before) dev.session.rewind(reused);
+      if (!v.json) process.stdout.write(`${turns.length ? '\n' : ''}> ${prompt}\n`);
+    } else {
+      feed = tok.encode(prompt);
+      if (!v.json) process.stdout.write(prompt);
+    }
+    if (feed.length === 0) fail('the prompt encodes to no tokens');
+    const stream = tok.decodeStream({ skipSpecialTokens: conversation !== null });
+    const start = dev.session.history.length + feed.length;
+    r = await dev.session.generate(feed, {
+      maxNewTokens: maxTokens,
+      onTokens: (ev) => {
+        if (!v.json) process.stdout.write(stream.push(ev.tokens));
+      },
+    });
+    if (!v.json) process.stdout.write(stream.flush() + '\n');
+    const text = conversation
+      ? conversation.assistant(dev.session.history.slice(start))
+      : tok.decode(r.tokens);
+    turns.push({ prompt, text, reused, prefilled: feed.length });
+    if (conversation && !v.json)
+      process.stderr.write(
+        `(turn ${turns.length}: ${reused} tokens reused from the KV caches, ${feed.length} prefilled)\n`,
+      );
+  }
+  if (!r) return;
   const ts = await dev.session.transport.channel.transportStats?.();
   const s = r.stats;
   const out = {
-    text: tok.decode(r.tokens),
+    text: turns[turns.length - 1].text,
     tokens: r.tokens,
     mode: dev.session.settings.mode,
     codec: dev.session.settings.codec,
     done: r.done,
+    ...(chat ? { turns } : {}),
     stats: {
       rounds: s.rounds,
       draftedTokens: s.draftedTokens,

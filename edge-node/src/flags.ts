@@ -57,6 +57,8 @@ export const deviceFlags = {
   'draft-ms': { type: 'string' },
   edge: { type: 'string' },
   prompt: { type: 'string' },
+  chat: { type: 'boolean' },
+  then: { type: 'string', multiple: true },
   tokens: { type: 'string' },
   samples: { type: 'string' },
   draft: { type: 'string' },
@@ -66,7 +68,7 @@ export const deviceFlags = {
 } as const;
 
 /** Device settings from the flags; every bad value is named (all-or-nothing). */
-export function deviceSettings(v: Record<string, string | boolean | undefined>) {
+export function deviceSettings(v: Record<string, string | boolean | string[] | undefined>) {
   const flags = Object.fromEntries(
     SETTING_SPECS.map((s) => [
       s.flag,

@@ -12,6 +12,7 @@ import { DEFAULT_MODEL_DIRS, defaultPrompts } from '@dssd/models/node';
 import { plantedRules } from '@dssd/protocol/testing';
 import { EdgeNode, Logger, connectNodeDevice } from '../src/index.js';
 import { runFidelity } from '../src/drills/fidelity.js';
+import { GREEDY_CONFIGS, devicePool } from './device-pool.js';
 
 let node: EdgeNode;
 let buggy: EdgeNode;
@@ -31,26 +32,12 @@ after(async () => {
   await buggy.close();
 });
 
-/**
- * One connected device per settings, reused across prompts (rewound to an empty conversation each time): the
- * WebRTC stack in Node is not robust to hundreds of peer connections opened and closed in quick succession.
- */
-const devices = new Map<string, Awaited<ReturnType<typeof connectNodeDevice>>>();
-async function run(settings: DeviceOptions['settings'], prompt: string, maxNewTokens: number) {
-  const key = JSON.stringify(settings);
-  let dev = devices.get(key);
-  if (!dev) {
-    dev = await connectNodeDevice({ edge: node.url, settings, draft });
-    devices.set(key, dev);
-  }
-  dev.session.rewind(0);
-  const r = await dev.session.generate(draft.tokenizer.encode(prompt), { maxNewTokens });
-  return { r, dev };
-}
-function closeDevices(): void {
-  for (const d of devices.values()) d.close();
-  devices.clear();
-}
+const pool = devicePool(
+  () => node.url,
+  () => draft,
+);
+const run = pool.run;
+const closeDevices = pool.close;
 
 /** Top-2 logit margin of the target at a prefix, to tell a real bug from a near-tie flipped by rounding. */
 async function margin(prefix: number[]): Promise<number> {
@@ -66,15 +53,7 @@ async function margin(prefix: number[]): Promise<number> {
 
 test('greedy: dssd (every exact codec, serial and pipelined) and dsd produce text identical to ar for 20 prompts', async () => {
   const greedy = { temperature: 0, topK: 0, topP: 1 };
-  const configs: DeviceOptions['settings'][] = [
-    { mode: 'dsd', gamma: 4, sampling: greedy },
-    { mode: 'dssd', gamma: 4, codec: 'auto', sampling: greedy },
-    { mode: 'dssd', gamma: 3, codec: 'f32', sampling: greedy },
-    { mode: 'dssd', gamma: 5, codec: 'sparse', sampling: greedy },
-    { mode: 'dssd', gamma: 4, codec: 'candidates', sampling: greedy },
-    { mode: 'dssd', gamma: 4, codec: 'auto', pipeline: true, sampling: greedy },
-    { mode: 'dssd', gamma: 3, codec: 'candidates', pipeline: true, window: 9, sampling: greedy },
-  ];
+  const configs = GREEDY_CONFIGS;
   let mismatches = 0;
   for (const prompt of PROMPTS) {
     const ref = (await run({ mode: 'ar', sampling: greedy }, prompt, 32)).r.tokens;

@@ -7,3 +7,5 @@ export { ModelSession } from './session.js';
 export type { ForwardOptions } from './session.js';
 export { TextTokenizer, sha256Hex, tokenizerHash } from './tokenizer.js';
 export type { DecodeOptions, DecodeStream, TokenizerJson } from './tokenizer.js';
+export { ChatConversation, ChatTemplate, chatTemplateFrom, conversationDelta } from './chat.js';
+export type { ChatMessage, RenderOptions } from './chat.js';

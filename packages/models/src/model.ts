@@ -7,6 +7,8 @@ import type { ModelConfig, ModelLayout, OrtModule } from './config.js';
 export type { ModelConfig, ModelLayout, OrtModule } from './config.js';
 import type { SessionContext } from './session.js';
 import { TextTokenizer } from './tokenizer.js';
+import { chatTemplateFrom } from './chat.js';
+import type { ChatTemplate } from './chat.js';
 import type { TokenizerJson } from './tokenizer.js';
 
 export interface LoadModelOptions {
@@ -161,6 +163,8 @@ export class LanguageModel {
   readonly config: ModelConfig;
   readonly tokenizer: TextTokenizer;
   readonly layout: ModelLayout;
+  /** tokenizer_config.json's chat template; null for a plain continuation model. */
+  readonly chatTemplate: ChatTemplate | null;
   readonly #ctx: SessionContext;
   #disposed = false;
 
@@ -172,11 +176,13 @@ export class LanguageModel {
     layout: ModelLayout,
     config: ModelConfig,
     tokenizer: TextTokenizer,
+    chatTemplate: ChatTemplate | null = null,
   ) {
     this.source = source;
     this.config = config;
     this.tokenizer = tokenizer;
     this.layout = layout;
+    this.chatTemplate = chatTemplate;
     this.#ctx = { ort, session, layout, config, isDisposed: () => this.#disposed };
   }
 
@@ -256,10 +262,36 @@ async function findModelFile(loader: ModelLoader, source: string, explicit?: str
   return `onnx/${candidates[0]}`;
 }
 
-async function findExternalData(loader: ModelLoader, source: string, file: string, explicit?: string[]) {
+/**
+ * External-data file names the graph itself refers to, for loaders that cannot list a folder (URLs): each tensor's
+ * `location` is a length-prefixed string in the protobuf, so a byte search for the conventional names
+ * (`model.onnx_data`, `model.onnx_data_1`, `model.onnx.data`) finds them without parsing the graph.
+ */
+export function externalDataNamesIn(bytes: Uint8Array, base: string): string[] {
+  const key = new TextEncoder().encode(base);
+  const names = new Set<string>();
+  const escaped = base.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  const valid = new RegExp(`^${escaped}(_data(_\\d+)?|\\.data)$`);
+  outer: for (let i = 1; i + key.length <= bytes.length; i++) {
+    for (let k = 0; k < key.length; k++) if (bytes[i + k] !== key[k]) continue outer;
+    const len = bytes[i - 1]; // a one-byte varint length: names under 128 bytes
+    if (len <= key.length || len >= 128 || i + len > bytes.length) continue;
+    const name = new TextDecoder().decode(bytes.subarray(i, i + len));
+    if (valid.test(name)) names.add(name);
+  }
+  return [...names].sort();
+}
+
+async function findExternalData(
+  loader: ModelLoader,
+  source: string,
+  file: string,
+  bytes: Uint8Array,
+  explicit?: string[],
+) {
   const dir = file.slice(0, file.lastIndexOf('/') + 1);
   const base = file.slice(dir.length);
-  let names = explicit;
+  let names = explicit ?? (loader.list ? undefined : externalDataNamesIn(bytes, base));
   if (!names && loader.list) {
     const folder = joinPath(source, dir.replace(/\/$/, '') || '.');
     let listed: string[];
@@ -332,11 +364,12 @@ export async function loadModel(source: string, options: LoadModelOptions): Prom
   const tokCfgBytes = await readOptional(loader, source, 'tokenizer_config.json');
   const tokCfg = tokCfgBytes ? parseJson(tokCfgBytes, 'tokenizer_config.json') : {};
   const tokenizer = new TextTokenizer(tokJson as TokenizerJson, tokCfg);
+  const chatTemplate = chatTemplateFrom(tokCfg);
 
   const file = await findModelFile(loader, source, options.modelFile);
   const hint = options.modelFile ? '' : '; pass modelFile to choose another onnx/model*.onnx';
   const bytes = await readRequired(loader, source, file, hint);
-  const externalData = await findExternalData(loader, source, file, options.externalData);
+  const externalData = await findExternalData(loader, source, file, bytes, options.externalData);
 
   const sessionOptions: InferenceSession.SessionOptions = {
     graphOptimizationLevel: 'all',
@@ -446,7 +479,7 @@ export async function loadModel(source: string, options: LoadModelOptions): Prom
       headDim,
       kvType,
     };
-    const model = new LanguageModel(source, options.ort, session, layout, config, tokenizer);
+    const model = new LanguageModel(source, options.ort, session, layout, config, tokenizer, chatTemplate);
     if (config.logitsRows <= 0) {
       config.logitsRows = await probeRows({
         ort: options.ort,

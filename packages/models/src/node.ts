@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { readFile, readdir } from 'node:fs/promises';
@@ -74,6 +74,28 @@ export const DEFAULT_MODEL_DIRS = Object.freeze({
   target: path.join(DEFAULT_ROOT, 'target'),
   draft: path.join(DEFAULT_ROOT, 'draft'),
 });
+
+/**
+ * The Qwen3-vocabulary stand-in pair (151,669-token tokenizer, 151,936 logits rows, fp16 KV caches, external data)
+ * and the draft's 4-bit variant. Generated, not committed: `npm run models:standin` (models/train/make_qwen_standin.py)
+ * writes them to models/qwen3-standin, with numpy reference logits beside them.
+ */
+const STANDIN_ROOT = fileURLToPath(new URL('../../../../models/qwen3-standin/', import.meta.url));
+export const QWEN_STANDIN_DIRS = Object.freeze({
+  root: STANDIN_ROOT,
+  target: path.join(STANDIN_ROOT, 'target'),
+  draft: path.join(STANDIN_ROOT, 'draft'),
+  draftQ4: path.join(STANDIN_ROOT, 'draft-q4'),
+});
+
+/** Why the stand-in pair cannot be used here, or null when all three folders are present. */
+export function qwenStandinMissing(): string | null {
+  for (const dir of [QWEN_STANDIN_DIRS.target, QWEN_STANDIN_DIRS.draft, QWEN_STANDIN_DIRS.draftQ4]) {
+    if (!existsSync(path.join(dir, 'onnx', 'model.onnx_data')))
+      return `${dir} is missing: run \`npm run models:standin\` (needs Debian's python3-onnx and python3-numpy)`;
+  }
+  return null;
+}
 
 /**
  * `n` prompts suited to the default pair (models/default/prompts.json); beyond the list, the same prompts with a

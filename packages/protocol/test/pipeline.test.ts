@@ -37,6 +37,8 @@ async function pipelinedPair(
     createTarget: () => target,
     secretSeed: 99,
     targetCost: { a: o.passMs ?? 2, b: 0 },
+    // Thousands of short turns in a row: the per-session round budget is not what these tests are about.
+    limits: { maxRoundsPerSecond: Infinity },
     send: (f) => edgeT.send(f),
     ...(o.rules ? { rules: o.rules } : {}),
   });

@@ -113,7 +113,7 @@ class ScoreCancelled extends Error {
 const STATIC_ALLOW: Record<string, RegExp> = {
   '/ort/': /^ort-wasm[\w.-]*\.(?:wasm|mjs)$/,
   '/models/draft/': /^(?:[\w.-]+\.json|onnx\/[\w.-]+\.onnx(?:_data(?:_\d+)?|\.data)?)$/,
-  '/': /^[\w-]+\.(?:html|js|css|svg|png|ico)$/,
+  '/': /^[\w-]+\.(?:html|js|css|svg|png|ico|txt)$/,
 };
 
 /**

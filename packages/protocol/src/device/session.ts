@@ -88,6 +88,7 @@ export class DeviceSession {
       gammaCtl: opts.adaptiveGamma ? new GammaController(this.settings.gamma) : null,
       next: () => this.next(),
       poll: () => this.poll(),
+      hasFrame: () => this.inbox.length > 0 || this.failure !== null,
       send: (f: Frame, round: number) => this.send(f, round),
       edgeKnown: () => this.edgeKnown,
       setEdgeKnown: (n: number) => (this.edgeKnown = n),

@@ -38,6 +38,8 @@ export interface TurnHooks {
   next(): Promise<DecodedFrame>;
   /** A frame already received, or null; throws a pending failure like next(). */
   poll(): DecodedFrame | null;
+  /** Whether a frame (or a failure) is waiting, without taking it. */
+  hasFrame(): boolean;
   send(f: Frame, round: number): Promise<void>;
   edgeKnown(): number;
   setEdgeKnown(n: number): void;
@@ -510,6 +512,9 @@ export class TurnRun {
             endDrafted = true;
             break;
           }
+          // A verdict is waiting: send the block as it stands and apply the verdict first (a rejection makes
+          // drafting further on this prefix wasted). Nothing sampled is dropped: the drafts so far go up.
+          if (this.i.hasFrame()) break;
         }
         const draftMs = this.i.now() - d0;
         this.stats.draftMs += draftMs;

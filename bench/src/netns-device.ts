@@ -17,7 +17,7 @@ const emit = (o: unknown) => process.stdout.write(JSON.stringify(o) + '\n');
 
 /** @roamhq/wrtc with every peer connection's ICE ports pinned to DEVICE_PORTS (its non-standard portRange). */
 function pinnedWrtc(): WrtcLike {
-  const wrtc = nodeWrtc() as WrtcLike & { RTCPeerConnection: new (c?: object) => object };
+  const wrtc = nodeWrtc('wrtc') as WrtcLike & { RTCPeerConnection: new (c?: object) => object };
   const Base = wrtc.RTCPeerConnection;
   class Pinned extends Base {
     constructor(config?: object) {

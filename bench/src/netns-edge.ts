@@ -17,6 +17,8 @@ async function main(): Promise<void> {
     port: 0,
     host: '127.0.0.1',
     log: new Logger('warn'),
+    // The device side pins its ICE ports with @roamhq/wrtc's portRange; the published figures used it on both ends.
+    webrtc: 'wrtc',
     targetCost: arg ? parseTargetCost(arg) : undefined,
   });
   // Observe the node's own hooks rather than change it: each new session, then each pass it times.

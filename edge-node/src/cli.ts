@@ -13,6 +13,7 @@ import {
   SCORE_LIMITS,
   SETTING_SPECS,
   TARGET_COST_PRESETS,
+  WEBRTC_STACKS,
   settingsHelp,
   type DownlinkCodec,
   type EdgeLimits,
@@ -23,7 +24,16 @@ import { ChatConversation } from '@dssd/models';
 import { EdgeNode, EdgeStartError } from './server.js';
 import { Logger, type LogLevel } from './log.js';
 import { connectNodeDevice } from './device/node.js';
-import { deviceFlags, deviceSettings, fail, list, num, parseIceServers, targetCost } from './flags.js';
+import {
+  deviceFlags,
+  deviceSettings,
+  fail,
+  list,
+  num,
+  parseIceServers,
+  targetCost,
+  webrtcStack,
+} from './flags.js';
 import { AccessError, isLoopbackName, issueJoinToken, type AccessConfig } from './access.js';
 
 const L = DEFAULT_EDGE_LIMITS;
@@ -57,6 +67,8 @@ serve options:
   --modes LIST           allowed modes, comma-separated (default ${L.allowedModes.join(',')})
   --codecs LIST          allowed downlink codecs (default ${L.allowedCodecs.join(',')})
   --ice-servers LIST     STUN/TURN URLs, comma-separated, or a JSON array of RTCIceServer (devices beyond the LAN)
+  --webrtc STACK         Node WebRTC stack: ${WEBRTC_STACKS.join('|')} (default ${N.webrtc}; also for generate, load,
+                           webrtc-bench)
   --tls-cert FILE        TLS certificate (a page reached at a LAN address over plain http is not a secure
   --tls-key FILE           context: no WebGPU, crypto.subtle or SharedArrayBuffer there)
   --target-ms A,B|NAME   EMULATION: pad each target forward pass to A + B·tokens ms, or a preset
@@ -108,6 +120,7 @@ generate / fidelity options:
   --tokens T --samples N tokens per sample and samples       [fidelity; defaults 2 and 1000]
   --draft DIR            draft model folder (default: embedded draft)
   --token T              join credential
+  --webrtc STACK         Node WebRTC stack (see serve)
   --json                 print one JSON object as the last line
   --draft-ms A           EMULATION: pad each drafted token to A ms (a browser draft's cost)
   --plant-bug no-max     [fidelity only] a residual without max(0,·), to show the test catches it
@@ -128,6 +141,7 @@ async function serve(argv: string[]): Promise<void> {
       modes: { type: 'string' },
       codecs: { type: 'string' },
       'ice-servers': { type: 'string' },
+      webrtc: { type: 'string' },
       'tls-cert': { type: 'string' },
       'tls-key': { type: 'string' },
       'target-ms': { type: 'string' },
@@ -227,12 +241,14 @@ async function serve(argv: string[]): Promise<void> {
     maxSessions: num(v['max-sessions'], 'max-sessions', N.maxSessions, true),
     limits,
     iceServers: parseIceServers(v['ice-servers']),
+    webrtc: webrtcStack(v.webrtc),
     tls: v['tls-cert'] ? { cert: v['tls-cert'], key: v['tls-key']! } : undefined,
     targetCost: cost,
     log,
   });
   log.info('edge node ready', {
     url: node.url,
+    webrtc: webrtcStack(v.webrtc),
     model: node.model.config.name,
     vocabSize: node.model.config.vocabSize,
     ...(cost ? { emulatedTargetMs: cost, emulation: true } : {}),
@@ -256,6 +272,7 @@ async function generate(argv: string[]): Promise<void> {
     adaptiveGamma,
     draftCostMs,
     token: v.token,
+    webrtc: webrtcStack(v.webrtc),
   });
   const tok = dev.draft.tokenizer;
   const chat = v.chat ? dev.draft.chatTemplate : null;

@@ -1,10 +1,13 @@
 /** Flag parsing shared by the CLI's commands: failures print one line and exit 2. */
 import {
+  EDGE_NODE_DEFAULTS,
   SETTING_SPECS,
+  WEBRTC_STACKS,
   parseSettings,
   parseTargetCost,
   toSessionSettings,
   type TargetCost,
+  type WebrtcStack,
 } from '@dssd/protocol';
 
 export function fail(msg: string): never {
@@ -64,6 +67,7 @@ export const deviceFlags = {
   draft: { type: 'string' },
   json: { type: 'boolean' },
   token: { type: 'string' },
+  webrtc: { type: 'string' },
   'plant-bug': { type: 'string' },
 } as const;
 
@@ -84,6 +88,14 @@ export function deviceSettings(v: Record<string, string | boolean | string[] | u
   } catch (e) {
     return fail((e as Error).message);
   }
+}
+
+/** --webrtc: a Node WebRTC stack (default the settings home's). */
+export function webrtcStack(v: string | undefined): WebrtcStack {
+  if (v === undefined) return EDGE_NODE_DEFAULTS.webrtc;
+  if (!(WEBRTC_STACKS as readonly string[]).includes(v))
+    fail(`--webrtc must be one of ${WEBRTC_STACKS.join(', ')}, got '${v}'`);
+  return v as WebrtcStack;
 }
 
 /** --target-ms: A,B or a preset name. */

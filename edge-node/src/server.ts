@@ -14,6 +14,7 @@ import { processLogits, validateSamplingParams, type RoundRules, type SamplingPa
 import { DEFAULT_MODEL_DIRS, loadNodeModel } from '@dssd/models/node';
 import type { LanguageModel, ModelSession } from '@dssd/models';
 import { ReassemblyBudget } from '@dssd/codec';
+import { nodeWebrtc } from '@dssd/protocol/node';
 import {
   EDGE_NODE_DEFAULTS,
   SCORE_LIMITS,
@@ -26,8 +27,11 @@ import {
   DEFAULT_EDGE_LIMITS,
   DEVICE_TIMEOUTS,
   identityOf,
+  parseSessionQuery,
+  SESSION_QUERY,
   type EdgeLimits,
   type TargetCost,
+  type WebrtcStack,
 } from '@dssd/protocol';
 import { acceptPeer } from './signaling.js';
 import { AccessPolicy, KeyedRate, issueJoinToken, type AccessConfig } from './access.js';
@@ -76,6 +80,8 @@ export interface EdgeNodeOptions {
   /** /score bounds (SCORE_LIMITS). */
   score?: Partial<Record<keyof typeof SCORE_LIMITS, number>>;
   iceServers?: RTCIceServer[];
+  /** WebRTC stack for the peers (EDGE_NODE_DEFAULTS.webrtc). */
+  webrtc?: WebrtcStack;
   tls?: { cert: string; key: string };
   log?: Logger;
   /** Pads each target forward pass to a + b·tokens ms (benchmarks; labelled as EMULATION). */
@@ -352,6 +358,16 @@ export class EdgeNode {
         `pages from ${origin} may not use this edge; the operator allows origins with --allow-origin`,
       );
     }
+    // The session a reconnect names is a proxy's routing key only (the secret in the hello proves a resume),
+    // but like every input it must be well formed.
+    const named = new URL(req.url ?? '/', 'http://x').searchParams.getAll(SESSION_QUERY);
+    if (named.length > 1 || (named.length === 1 && parseSessionQuery(named[0]) === null)) {
+      return this.refuse(
+        ws,
+        ProtocolErrorCode.BadFrame,
+        `the signaling URL's ${SESSION_QUERY} must be one session id (1..4294967295)`,
+      );
+    }
     if (!this.joins.take(req.socket.remoteAddress ?? '')) {
       return this.refuse(
         ws,
@@ -378,7 +394,7 @@ export class EdgeNode {
     let admission: ReturnType<AccessPolicy['admit']> = { spent: false };
     try {
       channel = await acceptPeer(ws, {
-        wrtc: require('@roamhq/wrtc'),
+        wrtc: nodeWebrtc(this.opts.webrtc),
         iceServers: this.opts.iceServers ?? [],
         timeoutMs: DEVICE_TIMEOUTS.connectMs,
         authorize: (token) => {

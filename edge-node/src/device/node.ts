@@ -1,5 +1,4 @@
-/** The Node device: the draft model on onnxruntime-node, joined to an edge over real WebRTC (@roamhq/wrtc). */
-import { createRequire } from 'node:module';
+/** The Node device: the draft model on onnxruntime-node, joined to an edge over real WebRTC (either Node stack). */
 import WebSocket from 'ws';
 import { DEFAULT_MODEL_DIRS, loadNodeModel } from '@dssd/models/node';
 import type { LanguageModel } from '@dssd/models';
@@ -10,14 +9,14 @@ import {
   type DeviceOptions,
   type DeviceSession,
   type RawChannel,
+  type WebrtcStack,
   type WrtcLike,
 } from '@dssd/protocol';
+import { nodeWebrtc } from '@dssd/protocol/node';
 
-const require = createRequire(import.meta.url);
-
-/** @roamhq/wrtc: the WebRTC stack of Node devices and of the edge. */
-export function nodeWrtc(): WrtcLike {
-  return require('@roamhq/wrtc') as WrtcLike;
+/** The WebRTC implementation of a Node stack (default: the settings home's), for devices, drills and tests. */
+export function nodeWrtc(stack?: WebrtcStack): WrtcLike {
+  return nodeWebrtc(stack);
 }
 
 export interface NodeDeviceOptions extends Omit<
@@ -30,7 +29,9 @@ export interface NodeDeviceOptions extends Omit<
   draft?: LanguageModel;
   token?: string;
   iceServers?: RTCIceServer[];
-  /** WebRTC stack (default @roamhq/wrtc). */
+  /** WebRTC stack by name (default EDGE_NODE_DEFAULTS.webrtc); `wrtc` overrides it with an implementation. */
+  webrtc?: WebrtcStack;
+  /** WebRTC implementation (tests: a wrapped stack). */
   wrtc?: WrtcLike;
   /** Wraps the data channel (link shaping, timing). */
   wrap?: (channel: RawChannel) => RawChannel;
@@ -43,12 +44,12 @@ export interface NodeDevice {
 }
 
 export async function connectNodeDevice(o: NodeDeviceOptions): Promise<NodeDevice> {
-  const { edge, draftDir, token, iceServers, wrtc, wrap, ...device } = o;
+  const { edge, draftDir, token, iceServers, webrtc, wrtc, wrap, ...device } = o;
   const draft = o.draft ?? (await loadNodeModel(draftDir ?? DEFAULT_MODEL_DIRS.draft));
   const connect = edgeChannel({
     url: edge,
     WebSocket: WebSocket as never,
-    wrtc: wrtc ?? nodeWrtc(),
+    wrtc: wrtc ?? nodeWebrtc(webrtc),
     iceServers,
     token,
     timeoutMs: o.timeoutMs,
@@ -57,7 +58,7 @@ export async function connectNodeDevice(o: NodeDeviceOptions): Promise<NodeDevic
   try {
     const session = await openDevice({
       ...device,
-      channel: wrap ? async () => wrap(await connect()) : connect,
+      channel: wrap ? async (resume) => wrap(await connect(resume)) : connect,
       model: identityOf(draft),
       drafter,
     });

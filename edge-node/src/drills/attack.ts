@@ -27,9 +27,8 @@ import {
   connectEdge,
   identityOf,
   type EdgeConnection,
-  type WrtcLike,
 } from '@dssd/protocol';
-import { connectNodeDevice } from '../device/node.js';
+import { connectNodeDevice, nodeWrtc } from '../device/node.js';
 import { issueJoinToken } from '../access.js';
 import { num } from '../flags.js';
 import { peakRssMb, startEdgeProcess } from './load.js';
@@ -76,7 +75,7 @@ export function rawPeer(url: string, token?: string, timeoutMs = 15_000): Promis
   return connectEdge({
     url,
     WebSocket: WebSocket as never,
-    wrtc: require('@roamhq/wrtc') as WrtcLike,
+    wrtc: nodeWrtc(),
     token,
     timeoutMs,
   });

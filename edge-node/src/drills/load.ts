@@ -6,12 +6,12 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { parseArgs } from 'node:util';
-import { num } from '../flags.js';
+import { num, webrtcStack } from '../flags.js';
 import fs from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { DEFAULT_MODEL_DIRS, defaultPrompts, loadNodeModel } from '@dssd/models/node';
 import type { LanguageModel } from '@dssd/models';
-import { GAMMA, type DeviceOptions, type RawChannel } from '@dssd/protocol';
+import { GAMMA, type DeviceOptions, type RawChannel, type WebrtcStack } from '@dssd/protocol';
 import { connectNodeDevice } from '../device/node.js';
 
 export interface LoadReport {
@@ -63,11 +63,17 @@ class TimedChannel implements RawChannel {
 }
 
 /** A greedy device on the shared draft model whose channel times each round. */
-async function openTimedDevice(url: string, draft: LanguageModel, settings: DeviceOptions['settings']) {
+async function openTimedDevice(
+  url: string,
+  draft: LanguageModel,
+  settings: DeviceOptions['settings'],
+  webrtc?: WebrtcStack,
+) {
   let timed: TimedChannel | null = null;
   const d = await connectNodeDevice({
     edge: url,
     draft,
+    webrtc,
     settings,
     timeoutMs: 60_000,
     wrap: (ch) => (timed = new TimedChannel(ch)),
@@ -133,6 +139,8 @@ export async function runLoad(o: {
   devices: number;
   maxNewTokens?: number;
   gamma?: number;
+  /** WebRTC stack of the edge process and the devices (default: the settings home's). */
+  webrtc?: WebrtcStack;
   log?: (line: string) => void;
 }): Promise<LoadReport> {
   const log = o.log ?? (() => undefined);
@@ -140,7 +148,13 @@ export async function runLoad(o: {
   const maxNewTokens = o.maxNewTokens ?? 32;
   const greedy = { temperature: 0, topK: 0, topP: 1 };
   const draft = await loadNodeModel(DEFAULT_MODEL_DIRS.draft);
-  const edge = await startEdgeProcess(['--log-level', 'warn', '--max-sessions', String(n + 8)]);
+  const edge = await startEdgeProcess([
+    '--log-level',
+    'warn',
+    '--max-sessions',
+    String(n + 8),
+    ...(o.webrtc ? ['--webrtc', o.webrtc] : []),
+  ]);
   log(`edge at ${edge.url} (pid ${edge.pid}); ${n} devices, ${maxNewTokens} tokens each`);
   const report: LoadReport = {
     devices: n,
@@ -161,7 +175,7 @@ export async function runLoad(o: {
     // References: each prompt's own ar answer, one device at a time.
     const refs: number[][] = [];
     for (const p of prompts) {
-      const d = await openTimedDevice(edge.url, draft, { mode: 'ar', sampling: greedy });
+      const d = await openTimedDevice(edge.url, draft, { mode: 'ar', sampling: greedy }, o.webrtc);
       refs.push((await d.session.generate(p, { maxNewTokens })).tokens);
       d.close();
     }
@@ -176,7 +190,9 @@ export async function runLoad(o: {
     };
     for (let i = 0; i < n; i += 8) {
       devs.push(
-        ...(await Promise.all(prompts.slice(i, i + 8).map(() => openTimedDevice(edge.url, draft, settings)))),
+        ...(await Promise.all(
+          prompts.slice(i, i + 8).map(() => openTimedDevice(edge.url, draft, settings, o.webrtc)),
+        )),
       );
     }
     log(`${n} devices connected`);
@@ -252,11 +268,17 @@ async function tieMargin(url: string, prefix: number[], token?: string): Promise
 export async function loadCommand(argv: string[]): Promise<void> {
   const { values: v } = parseArgs({
     args: argv,
-    options: { devices: { type: 'string' }, tokens: { type: 'string' }, json: { type: 'boolean' } },
+    options: {
+      devices: { type: 'string' },
+      tokens: { type: 'string' },
+      json: { type: 'boolean' },
+      webrtc: { type: 'string' },
+    },
   });
   const r = await runLoad({
     devices: num(v.devices, 'devices', 16, true),
     maxNewTokens: num(v.tokens, 'tokens', 32, true),
+    webrtc: webrtcStack(v.webrtc),
     log: (m) => process.stderr.write(m + '\n'),
   });
   process.stderr.write(

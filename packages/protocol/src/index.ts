@@ -24,7 +24,9 @@ export {
   SETTING_SPECS,
   TARGET_COST_PRESETS,
   TOPK_CODEC,
+  WEBRTC_STACKS,
   completeSettings,
+  parseWebrtcStack,
   gammaFor,
   identityOf,
   parseSettings,
@@ -53,6 +55,7 @@ export type {
   SettingSpec,
   TargetCost,
   UserSettings,
+  WebrtcStack,
   WelcomeBody,
 } from './settings.js';
 export { FrameTransport, memoryChannelPair } from './wire/transport.js';
@@ -60,8 +63,10 @@ export type { FrameTransportOptions, RawChannel, TransportCounters } from './wir
 export {
   connectEdge,
   errorCodeFrom,
+  parseSessionQuery,
   peerChannel,
   signalingUrl,
+  SESSION_QUERY,
   validateSignalData,
   MAX_BUFFERED_BYTES,
   MAX_SIGNAL_MESSAGE_BYTES,

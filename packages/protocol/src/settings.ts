@@ -62,6 +62,23 @@ export const TOPK_CODEC = { default: 20, max: 1 << 20 } as const;
 /** Timeouts a device uses (ms): opening the WebRTC connection, and waiting for any edge frame. */
 export const DEVICE_TIMEOUTS = { connectMs: 15_000, answerMs: 30_000 } as const;
 
+/**
+ * WebRTC stacks for Node (the edge, Node devices, drills, benchmarks; browsers bring their own):
+ * `wrtc` is @roamhq/wrtc (libwebrtc), `datachannel` is node-datachannel (libdatachannel). The default is chosen
+ * by measurement (docs/capacity.md, "WebRTC stack"); both stay supported and tested.
+ */
+export const WEBRTC_STACKS = ['wrtc', 'datachannel'] as const;
+export type WebrtcStack = (typeof WEBRTC_STACKS)[number];
+
+/** Parses a --webrtc value (typed error naming the choices). */
+export function parseWebrtcStack(v: string): WebrtcStack {
+  if ((WEBRTC_STACKS as readonly string[]).includes(v)) return v as WebrtcStack;
+  throw new ProtocolError(
+    ProtocolErrorCode.BadSettings,
+    `WebRTC stack must be one of ${WEBRTC_STACKS.join(', ')}, got ${JSON.stringify(v)}`,
+  );
+}
+
 /** The only rule for edge-only decoding: it drafts nothing. */
 export function gammaFor(mode: Mode, gamma: number): number {
   return mode === 'ar' ? 0 : gamma;
@@ -151,6 +168,8 @@ export function maxUplinkFrameBytes(s: SessionSettings, vocabSize: number, limit
 /** What an edge node enforces as a whole (besides the per-session limits). */
 export const EDGE_NODE_DEFAULTS = Object.freeze({
   port: 8080,
+  /** WebRTC stack of the edge and of Node devices (WEBRTC_STACKS; measured in docs/capacity.md). */
+  webrtc: 'datachannel' as WebrtcStack,
   host: '127.0.0.1',
   maxSessions: 64,
   /**

@@ -1,14 +1,18 @@
 /**
- * peerChannel over real @roamhq/wrtc peers on loopback, and connectEdge against an in-process fake signaling
- * server (the real WebSocket end to end lives in edge-node/test/signaling.test.ts).
+ * peerChannel over real peers on loopback, on each Node WebRTC stack (@roamhq/wrtc and node-datachannel), and
+ * connectEdge against an in-process fake signaling server (the real WebSocket end to end lives in
+ * edge-node/test/signaling.test.ts).
  */
 import test from 'node:test';
 import assert from 'node:assert/strict';
-import { createRequire } from 'node:module';
 import SimplePeer from 'simple-peer';
+import { nodeWebrtc } from '../src/node/webrtc.js';
 import {
   MAX_BUFFERED_BYTES,
   ProtocolError,
+  SESSION_QUERY,
+  WEBRTC_STACKS,
+  parseSessionQuery,
   ProtocolErrorCode,
   connectEdge,
   peerChannel,
@@ -19,10 +23,10 @@ import {
   type RawChannel,
   type SignalingSocket,
   type SignalingSocketConstructor,
-  type WrtcLike,
+  type WebrtcStack,
 } from '../src/index.js';
 
-const wrtc = createRequire(import.meta.url)('@roamhq/wrtc') as WrtcLike;
+const wrtc = nodeWebrtc();
 const live: PeerLike[] = [];
 /** simple-peer, remembering every instance so that a failing test cannot leave a connection keeping node alive. */
 const Peer = function (this: unknown, o: object) {
@@ -44,10 +48,11 @@ async function waitFor(cond: () => boolean, ms: number, what: string): Promise<v
   }
 }
 
-/** Two connected peers, signals exchanged in-process. */
-async function peerPair(): Promise<[PeerLike, PeerLike]> {
-  const a = new Peer({ initiator: true, wrtc, config: { iceServers: [] } });
-  const b = new Peer({ wrtc, config: { iceServers: [] } });
+/** Two connected peers on `stack`, signals exchanged in-process. */
+async function peerPair(stack: WebrtcStack): Promise<[PeerLike, PeerLike]> {
+  const w = nodeWebrtc(stack);
+  const a = new Peer({ initiator: true, wrtc: w, config: { iceServers: [] } });
+  const b = new Peer({ wrtc: w, config: { iceServers: [] } });
   a.on('signal', (d: unknown) => b.signal(d));
   b.on('signal', (d: unknown) => a.signal(d));
   await Promise.all([a, b].map((p) => new Promise((r) => p.on('connect', r))));
@@ -83,8 +88,21 @@ test('signalingUrl keeps ws(s) URLs and derives /signal from http(s) ones', () =
   assert.equal(signalingUrl('https://edge.example/dssd/'), 'wss://edge.example/dssd/signal');
   assert.equal(signalingUrl('http://h:1/signal'), 'ws://h:1/signal');
   assert.equal(signalingUrl('http://h:1/?a=1#x'), 'ws://h:1/signal?a=1');
+  // A reconnect names its session for a proxy's routing (replacing any session the URL had).
+  assert.equal(signalingUrl('http://h:1/', 7), `ws://h:1/signal?${SESSION_QUERY}=7`);
+  assert.equal(
+    signalingUrl('ws://h:1/signal?session=3&a=1', 4294967295),
+    'ws://h:1/signal?session=4294967295&a=1',
+  );
   assert.throws(() => signalingUrl('not a url'), expectProtocolError(ProtocolErrorCode.BadSettings));
   assert.throws(() => signalingUrl('ftp://h/'), expectProtocolError(ProtocolErrorCode.BadSettings));
+});
+
+test('parseSessionQuery takes one decimal u32 session id and nothing else', () => {
+  assert.equal(parseSessionQuery('1'), 1);
+  assert.equal(parseSessionQuery('4294967295'), 4294967295);
+  for (const bad of ['', '0', '01', '-1', '1.5', '4294967296', '99999999999', 'abc', ' 1', '1e3', '0x10'])
+    assert.equal(parseSessionQuery(bad), null, bad);
 });
 
 test('validateSignalData accepts the expected description and candidates only', () => {
@@ -113,89 +131,101 @@ test('validateSignalData accepts the expected description and candidates only', 
   }
 });
 
-test(
-  'peerChannel: plain Uint8Array messages, views sent exactly, size limit, transport stats, close',
-  { timeout: 10_000 },
-  async () => {
-    const [a, b] = await peerPair();
-    const ca = peerChannel(a);
-    const cb = peerChannel(b);
-    assert.equal(ca.maxMessageSize(), 262_144);
-    assert.equal(ca.bufferedAmount(), 0);
-    const got: Uint8Array[] = [];
-    cb.onMessage((m) => got.push(m));
-    const backing = new Uint8Array(100).map((_, i) => i);
-    ca.send(backing.subarray(10, 20)); // a view: only its 10 bytes may travel
-    ca.send(new Uint8Array(65_536).fill(7));
-    await waitFor(() => got.length === 2, 5000, 'two messages');
-    assert.equal(Object.getPrototypeOf(got[0]), Uint8Array.prototype, 'not a Buffer');
-    assert.deepEqual([...got[0]!], [10, 11, 12, 13, 14, 15, 16, 17, 18, 19]);
-    assert.equal(got[1]!.byteLength, 65_536);
-    assert.ok(got[1]!.every((x) => x === 7));
+for (const stack of WEBRTC_STACKS) {
+  test(
+    `${stack}: peerChannel: plain Uint8Array messages, views sent exactly, size limit, transport stats, close`,
+    { timeout: 10_000 },
+    async () => {
+      const [a, b] = await peerPair(stack);
+      const ca = peerChannel(a);
+      const cb = peerChannel(b);
+      assert.equal(ca.maxMessageSize(), 262_144);
+      assert.equal(ca.bufferedAmount(), 0);
+      const got: Uint8Array[] = [];
+      cb.onMessage((m) => got.push(m));
+      const backing = new Uint8Array(100).map((_, i) => i);
+      ca.send(backing.subarray(10, 20)); // a view: only its 10 bytes may travel
+      ca.send(new Uint8Array(65_536).fill(7));
+      await waitFor(() => got.length === 2, 5000, 'two messages');
+      assert.equal(Object.getPrototypeOf(got[0]), Uint8Array.prototype, 'not a Buffer');
+      assert.deepEqual([...got[0]!], [10, 11, 12, 13, 14, 15, 16, 17, 18, 19]);
+      assert.equal(got[1]!.byteLength, 65_536);
+      assert.ok(got[1]!.every((x) => x === 7));
 
-    // libwebrtc refreshes its counters lazily: poll briefly.
-    const stats = await pollStats(ca, (s) => s.bytesSent >= 65_546);
-    assert.ok(stats.bytesReceived > 0);
-    const statsB = await pollStats(cb, (s) => s.bytesReceived >= 65_546);
-    assert.ok(statsB.bytesSent > 0);
-
-    const closedB = new Promise<Error | undefined>((r) => cb.onClose(r));
-    ca.close();
-    assert.equal(await closedB, undefined);
-    // A handler registered after the close still hears about it.
-    assert.equal(await new Promise((r) => ca.onClose(r)), undefined);
-    assert.equal(await ca.transportStats!(), undefined);
-    assert.throws(() => ca.send(new Uint8Array(1)), /closed/);
-  },
-);
-
-test(
-  'peerChannel: an over-limit message kills the wrtc channel silently (why FrameTransport chunks)',
-  { timeout: 10_000 },
-  async () => {
-    const [a, b] = await peerPair();
-    const ca = peerChannel(a);
-    const cb = peerChannel(b);
-    let received = 0;
-    cb.onMessage(() => received++);
-    const closed = Promise.all([new Promise((r) => ca.onClose(r)), new Promise((r) => cb.onClose(r))]);
-    ca.send(new Uint8Array(262_145)); // no exception here: the stack just closes
-    await closed;
-    assert.equal(received, 0);
-  },
-);
-
-test(
-  'peerChannel: refuses sends past the 16 MiB send queue instead of dropping them',
-  { timeout: 10_000 },
-  async () => {
-    const [a, b] = await peerPair();
-    const ca = peerChannel(a);
-    const cb = peerChannel(b);
-    let receivedBytes = 0;
-    cb.onMessage((m) => (receivedBytes += m.byteLength));
-    const chunk = new Uint8Array(16_384);
-    let sent = 0;
-    let refused: Error | undefined;
-    // No yielding, so the queue only grows (the SCTP layer absorbs several MiB first, uncounted); 64 MiB is far
-    // past what it can hold, so the guard must trip.
-    for (let i = 0; i < 4096; i++) {
-      try {
-        ca.send(chunk);
-        sent += chunk.byteLength;
-      } catch (e) {
-        refused = e as Error;
-        break;
+      // libwebrtc refreshes its counters lazily: poll briefly.
+      const stats = await pollStats(ca, (s) => s.bytesSent >= 65_546);
+      const statsB = await pollStats(cb, (s) => s.bytesReceived >= 65_546);
+      // libwebrtc counts the SCTP acknowledgements too; libdatachannel counts user data only.
+      if (stack === 'wrtc') {
+        assert.ok(stats.bytesReceived > 0);
+        assert.ok(statsB.bytesSent > 0);
       }
-    }
-    assert.ok(refused, 'a send was refused');
-    assert.match(refused.message, /queue full/);
-    assert.ok(sent >= MAX_BUFFERED_BYTES, `refused early, after ${sent} bytes`);
-    // Everything accepted arrives: nothing was dropped.
-    await waitFor(() => receivedBytes === sent, 8000, `${sent} bytes (got ${receivedBytes})`);
-    ca.close();
-  },
-);
+
+      const closedB = new Promise<Error | undefined>((r) => cb.onClose(r));
+      ca.close();
+      assert.equal(await closedB, undefined);
+      // A handler registered after the close still hears about it.
+      assert.equal(await new Promise((r) => ca.onClose(r)), undefined);
+      assert.equal(await ca.transportStats!(), undefined);
+      assert.throws(() => ca.send(new Uint8Array(1)), /closed/);
+    },
+  );
+
+  test(
+    `${stack}: peerChannel: an over-limit message ${stack === 'wrtc' ? 'kills the channel silently' : 'throws'} (why FrameTransport chunks)`,
+    { timeout: 10_000 },
+    async () => {
+      const [a, b] = await peerPair(stack);
+      const ca = peerChannel(a);
+      const cb = peerChannel(b);
+      let received = 0;
+      cb.onMessage(() => received++);
+      if (stack === 'wrtc') {
+        const closed = Promise.all([new Promise((r) => ca.onClose(r)), new Promise((r) => cb.onClose(r))]);
+        ca.send(new Uint8Array(262_145)); // no exception here: the stack just closes
+        await closed;
+        assert.equal(received, 0);
+      } else {
+        assert.throws(() => ca.send(new Uint8Array(262_145)), /size exceeds limit/);
+        ca.send(new Uint8Array(262_144)); // the limit itself passes, and the channel is still open
+        await waitFor(() => received === 1, 5000, 'the 262,144-byte message');
+        ca.close();
+      }
+    },
+  );
+
+  test(
+    `${stack}: peerChannel: refuses sends past the 16 MiB send queue instead of dropping them`,
+    { timeout: 10_000 },
+    async () => {
+      const [a, b] = await peerPair(stack);
+      const ca = peerChannel(a);
+      const cb = peerChannel(b);
+      let receivedBytes = 0;
+      cb.onMessage((m) => (receivedBytes += m.byteLength));
+      const chunk = new Uint8Array(16_384);
+      let sent = 0;
+      let refused: Error | undefined;
+      // No yielding, so the queue only grows (the SCTP layer absorbs several MiB first, uncounted); 64 MiB is far
+      // past what it can hold, so the guard must trip.
+      for (let i = 0; i < 4096; i++) {
+        try {
+          ca.send(chunk);
+          sent += chunk.byteLength;
+        } catch (e) {
+          refused = e as Error;
+          break;
+        }
+      }
+      assert.ok(refused, 'a send was refused');
+      assert.match(refused.message, /queue full/);
+      assert.ok(sent >= MAX_BUFFERED_BYTES, `refused early, after ${sent} bytes`);
+      // Everything accepted arrives: nothing was dropped.
+      await waitFor(() => receivedBytes === sent, 8000, `${sent} bytes (got ${receivedBytes})`);
+      ca.close();
+    },
+  );
+}
 
 /**
  * A fake WebSocket class whose "server" runs in-process. Events are dispatched asynchronously like a real socket.
@@ -271,13 +301,13 @@ function fakeSocketClass(
 }
 
 /** A fake server that behaves like the edge: join, then a non-initiator peer relaying signals. */
-function relayServer(onJoin: (msg: any) => void = () => {}): (end: FakeServerEnd) => void {
+function relayServer(onJoin: (msg: any) => void = () => {}, w = wrtc): (end: FakeServerEnd) => void {
   return (end) => {
     let peer: PeerLike | null = null;
     end.onMessage((msg) => {
       if (msg.type === 'join') {
         onJoin(msg);
-        peer = new Peer({ wrtc, config: { iceServers: [] } });
+        peer = new Peer({ wrtc: w, config: { iceServers: [] } });
         peer.on('signal', (data: unknown) => end.send({ type: 'signal', data }));
         peer.on('connect', () => {
           const ch = peerChannel(peer!);
@@ -289,31 +319,34 @@ function relayServer(onJoin: (msg: any) => void = () => {}): (end: FakeServerEnd
   };
 }
 
-test(
-  'connectEdge: joins with the token, relays signals, closes the socket once connected',
-  { timeout: 10_000 },
-  async () => {
-    const joins: any[] = [];
-    const { WS, ends } = fakeSocketClass(relayServer((m) => joins.push(m)));
-    const conn = await connectEdge({
-      Peer,
-      url: 'http://edge.test:9',
-      WebSocket: WS,
-      wrtc,
-      token: 's3cret',
-      timeoutMs: 8000,
-    });
-    assert.equal(ends[0]!.url, 'ws://edge.test:9/signal');
-    assert.deepEqual(joins, [{ type: 'join', token: 's3cret' }]);
-    await waitFor(() => ends[0]!.closedByClient, 1000, 'socket close');
-    const got = new Promise<Uint8Array>((r) => conn.channel.onMessage(r));
-    conn.channel.send(new Uint8Array([1, 2, 3]));
-    assert.deepEqual([...(await got)], [2, 3, 4]);
-    const closed = new Promise((r) => conn.channel.onClose(r));
-    conn.close();
-    await closed;
-  },
-);
+for (const stack of WEBRTC_STACKS) {
+  test(
+    `${stack}: connectEdge: joins with the token, relays signals, closes the socket once connected`,
+    { timeout: 10_000 },
+    async () => {
+      const joins: any[] = [];
+      const { WS, ends } = fakeSocketClass(relayServer((m) => joins.push(m), nodeWebrtc(stack)));
+      const conn = await connectEdge({
+        Peer,
+        url: 'http://edge.test:9',
+        WebSocket: WS,
+        wrtc: nodeWebrtc(stack),
+        token: 's3cret',
+        session: 42,
+        timeoutMs: 8000,
+      });
+      assert.equal(ends[0]!.url, 'ws://edge.test:9/signal?session=42');
+      assert.deepEqual(joins, [{ type: 'join', token: 's3cret' }]);
+      await waitFor(() => ends[0]!.closedByClient, 1000, 'socket close');
+      const got = new Promise<Uint8Array>((r) => conn.channel.onMessage(r));
+      conn.channel.send(new Uint8Array([1, 2, 3]));
+      assert.deepEqual([...(await got)], [2, 3, 4]);
+      const closed = new Promise((r) => conn.channel.onClose(r));
+      conn.close();
+      await closed;
+    },
+  );
+}
 
 test('connectEdge: without a token the join carries none', { timeout: 10_000 }, async () => {
   const joins: any[] = [];

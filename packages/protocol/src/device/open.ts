@@ -9,23 +9,26 @@ import { DeviceSession } from './session.js';
 import type { DeviceOptions } from './types.js';
 
 export interface OpenDeviceOptions extends Omit<DeviceOptions, 'transport' | 'reconnect'> {
-  /** Opens a channel to the edge; called again to reconnect when `recovery` is set. */
-  channel: () => Promise<RawChannel>;
+  /** Opens a channel to the edge; called again to reconnect when `recovery` is set, naming the session. */
+  channel: (resume?: { sessionId: number }) => Promise<RawChannel>;
   transportOptions?: FrameTransportOptions;
   /** Observes each transport opened (e.g. to track its close). */
   onTransport?: (t: FrameTransport) => void;
 }
 
-/** A channel opener over WebRTC: signaling at `url`, then a data channel (see connectEdge). */
-export function edgeChannel(o: ConnectEdgeOptions): () => Promise<RawChannel> {
-  return async () => (await connectEdge(o)).channel;
+/**
+ * A channel opener over WebRTC: signaling at `url`, then a data channel (see connectEdge). A reconnect names
+ * its session in the signaling URL, so a proxy in front of several edges sends it where the session lives.
+ */
+export function edgeChannel(o: ConnectEdgeOptions): (resume?: { sessionId: number }) => Promise<RawChannel> {
+  return async (resume) => (await connectEdge(resume ? { ...o, session: resume.sessionId } : o)).channel;
 }
 
 /** Connects and says hello; the transport is closed again when the handshake fails. */
 export async function openDevice(o: OpenDeviceOptions): Promise<DeviceSession> {
   const { channel, transportOptions, onTransport, ...device } = o;
-  const open = async () => {
-    const t = new FrameTransport(await channel(), transportOptions);
+  const open = async (resume?: { sessionId: number }) => {
+    const t = new FrameTransport(await channel(resume), transportOptions);
     onTransport?.(t);
     return t;
   };

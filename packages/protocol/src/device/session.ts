@@ -172,7 +172,7 @@ export class DeviceSession {
       }
       let t: FrameTransport;
       try {
-        t = await this.opts.reconnect();
+        t = await this.opts.reconnect({ sessionId: this.sessionId });
       } catch (e) {
         await sleep(backoff);
         throw new ProtocolError(ProtocolErrorCode.Closed, `cannot reconnect: ${(e as Error).message}`, {

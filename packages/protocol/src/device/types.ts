@@ -33,8 +33,11 @@ export interface DeviceOptions {
   draftCostMs?: number;
   /** How long to wait for any edge frame. */
   timeoutMs?: number;
-  /** Opens a fresh transport to the same edge (new signaling, new peer connection) to resume after a drop. */
-  reconnect?: () => Promise<FrameTransport>;
+  /**
+   * Opens a fresh transport to the same edge (new signaling, new peer connection) to resume session `sessionId`
+   * after a drop.
+   */
+  reconnect?: (resume: { sessionId: number }) => Promise<FrameTransport>;
   /** Re-sync and resume budget per turn (default: off), and the wait between reconnect attempts. */
   recovery?: { maxAttempts?: number; backoffMs?: number };
   /**

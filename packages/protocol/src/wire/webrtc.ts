@@ -7,6 +7,9 @@
  *   device → edge: `{type:'join', token?}` first, then `{type:'signal', data}` (offer, ICE candidates);
  *   edge → device: `{type:'signal', data}` (answer, ICE candidates) or `{type:'error', code, message}` then close.
  * The socket is closed as soon as the data channel is open, so signaling never carries session data.
+ * A reconnecting device names its session in the URL (`?session=<id>`, SESSION_QUERY): only a routing hint for
+ * a proxy in front of several edges (nginx `hash $arg_session consistent`); the resume itself is proved by the
+ * secret in the hello.
  */
 import SimplePeer from 'simple-peer';
 import { ProtocolError, ProtocolErrorCode, type ClosedReason } from '../errors.js';
@@ -22,6 +25,16 @@ export const MAX_SIGNAL_MESSAGES = 200;
  * peerChannel refuses the send instead.
  */
 export const MAX_BUFFERED_BYTES = 16 * 1024 * 1024;
+
+/** Query parameter of the signaling URL that names the session a device resumes (a proxy's routing key). */
+export const SESSION_QUERY = 'session';
+
+/** A session id as the signaling URL carries it: decimal, 1..2^32−1 (the frame header's u32); else null. */
+export function parseSessionQuery(v: string): number | null {
+  if (!/^[1-9]\d{0,9}$/.test(v)) return null;
+  const n = Number(v);
+  return n <= 0xffff_ffff ? n : null;
+}
 
 /** The WebRTC implementation handed to simple-peer (`@roamhq/wrtc` in Node; omit in browsers). */
 export interface WrtcLike {
@@ -114,8 +127,11 @@ export function validateSignalData(data: unknown, expect: 'offer' | 'answer'): S
   return `unexpected signal type ${JSON.stringify(data.type)} (expected ${expect} or candidate)`;
 }
 
-/** The signaling WebSocket URL for an edge URL: ws(s) URLs are kept, http(s) URLs get ws(s) and `/signal`. */
-export function signalingUrl(edgeUrl: string): string {
+/**
+ * The signaling WebSocket URL for an edge URL: ws(s) URLs are kept, http(s) URLs get ws(s) and `/signal`; with
+ * `session`, the resumed session's id as SESSION_QUERY.
+ */
+export function signalingUrl(edgeUrl: string, session?: number): string {
   let u: URL;
   try {
     u = new URL(edgeUrl);
@@ -132,6 +148,7 @@ export function signalingUrl(edgeUrl: string): string {
     );
   }
   u.hash = '';
+  if (session !== undefined) u.searchParams.set(SESSION_QUERY, String(session));
   return u.toString();
 }
 
@@ -245,6 +262,8 @@ export interface ConnectEdgeOptions {
   iceServers?: RTCIceServer[];
   /** Sent in the join message when the edge requires one. */
   token?: string;
+  /** The session this connection resumes, named in the URL so a proxy routes it to the node that holds it. */
+  session?: number;
   /** From opening the socket to an open data channel (default 15 s). */
   timeoutMs?: number;
   signal?: AbortSignal;
@@ -264,7 +283,7 @@ export interface EdgeConnection {
  */
 export function connectEdge(opts: ConnectEdgeOptions): Promise<EdgeConnection> {
   return new Promise<EdgeConnection>((resolve, reject) => {
-    const url = signalingUrl(opts.url);
+    const url = signalingUrl(opts.url, opts.session);
     const WS =
       opts.WebSocket ?? (globalThis as { WebSocket?: SignalingSocketConstructor }).WebSocket ?? undefined;
     if (!WS) {

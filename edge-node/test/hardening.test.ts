@@ -423,3 +423,20 @@ test('12 session ids are random; an unknown id and a wrong secret get the same w
   assert.deepEqual(answers[0], { held: 0, digest: 0x811c9dc5 });
   for (const p of peers) p.conn.close();
 });
+
+test('13 the session a reconnect names in the signaling URL (a proxy routing key) must be one u32 id', async () => {
+  const n = await edge();
+  for (const q of ['session=abc', 'session=0', 'session=4294967296', 'session=1&session=2', 'session=']) {
+    await assert.rejects(
+      rawPeer(`${n.url}/signal?${q}`, undefined, 10_000),
+      (e: { code?: string; message?: string }) =>
+        e.code === ProtocolErrorCode.BadFrame && /session/.test(e.message ?? ''),
+      q,
+    );
+  }
+  // A well-formed id is only a hint: the edge joins the device as usual (the hello's secret decides a resume).
+  const p = await raw(`${n.url}/signal?session=4294967295`);
+  await p.t.send(helloFrame(draft));
+  assert.ok(await p.until(() => welcomeBody(p.frames[0]) !== undefined));
+  p.conn.close();
+});

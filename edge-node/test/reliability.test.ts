@@ -9,7 +9,14 @@ import { createRequire } from 'node:module';
 import WebSocket from 'ws';
 import { loadNodeModel } from '@dssd/models/node';
 import type { LanguageModel } from '@dssd/models';
-import { ProtocolError, ProtocolErrorCode, type DeviceOptions } from '@dssd/protocol';
+import {
+  EDGE_NODE_DEFAULTS,
+  ProtocolError,
+  ProtocolErrorCode,
+  WEBRTC_STACKS,
+  type DeviceOptions,
+  type WebrtcStack,
+} from '@dssd/protocol';
 import { DEFAULT_MODEL_DIRS } from '@dssd/models/node';
 import { EdgeNode, Logger, connectNodeDevice } from '../src/index.js';
 import { AccessPolicy, checkJoinToken, issueJoinToken } from '../src/access.js';
@@ -38,6 +45,13 @@ async function metric(n: EdgeNode, re: RegExp): Promise<number> {
     r.text(),
   );
   return Number(re.exec(t)?.[1] ?? 0);
+}
+
+/** The shared edge on the default stack, or another on `stack` sharing its model (closed by the caller). */
+async function edgeOn(stack: WebrtcStack): Promise<{ edge: EdgeNode; done: () => Promise<void> }> {
+  if (stack === EDGE_NODE_DEFAULTS.webrtc) return { edge: node, done: async () => undefined };
+  const edge = await EdgeNode.start({ port: 0, log, model: node.model, webrtc: stack });
+  return { edge, done: () => edge.close() };
 }
 
 async function answer(
@@ -116,6 +130,25 @@ test('access: a credential is required when configured; tokens from POST /token 
     });
     const { token } = (await res.json()) as { token: string };
     assert.equal((await answer(secured.url, s, 'The jury said', 4, { token })).length, 4);
+    // A fleet: another node with the same token key (and no issuer) accepts the token this one issued; a node
+    // with another key does not.
+    const peer = await EdgeNode.start({ port: 0, log, model: node.model, access: { tokenKey: KEY } });
+    const stranger = await EdgeNode.start({
+      port: 0,
+      log,
+      model: node.model,
+      access: { tokenKey: KEY.toUpperCase() },
+    });
+    try {
+      assert.equal((await answer(peer.url, s, 'The jury said', 4, { token })).length, 4);
+      await assert.rejects(
+        answer(stranger.url, s, 'The jury said', 4, { token }),
+        (e: ProtocolError) => e.code === ProtocolErrorCode.Unauthorized,
+      );
+    } finally {
+      await peer.close();
+      await stranger.close();
+    }
     // A page from an origin not on the list is refused before any WebRTC work.
     const msg = await new Promise<string>((resolve) => {
       const ws = new WebSocket(secured.url.replace('http', 'ws') + '/signal', {
@@ -163,64 +196,75 @@ test('limits: rounds per second and idle timeout end sessions with typed errors 
   }
 });
 
-test('resume over WebRTC: a channel dropped mid-answer resumes (KV kept); the greedy answer is unchanged', async () => {
-  const settings: DeviceOptions['settings'] = {
-    mode: 'dssd',
-    codec: 'candidates',
-    gamma: 4,
-    sampling: greedy,
-  };
-  const prompt = draft.tokenizer.encode('In the morning the');
-  const ref = await answer(node.url, settings, 'In the morning the', 40);
-  const d = await connectNodeDevice({ edge: node.url, settings, draft, recovery: { maxAttempts: 3 } });
-  let dropped = false;
-  const r = await d.session.generate(prompt, {
-    maxNewTokens: 40,
-    onTokens: () => {
-      if (!dropped && d.session.history.length > prompt.length + 12) {
-        dropped = true;
-        d.session.transport.channel.close(); // the network goes away mid-answer
-      }
-    },
-  });
-  assert.deepEqual(r.tokens, ref);
-  assert.equal(r.stats.recoveries, 1);
-  assert.deepEqual(d.session.resumes, { kept: 1, rebuilt: 0 });
-  d.close();
-});
-
-test('edge restart: the device rejoins the restarted edge and rebuilds from its committed tokens', async () => {
-  const first = await EdgeNode.start({ port: 0, log, model: node.model });
-  const port = Number(new URL(first.url).port);
-  const settings: DeviceOptions['settings'] = { mode: 'dssd', gamma: 4, sampling: greedy };
-  const ref = await answer(node.url, settings, 'It was a', 40);
-  const d = await connectNodeDevice({
-    edge: first.url,
-    settings,
-    draft,
-    recovery: { maxAttempts: 20, backoffMs: 100 },
-  });
-  let second: EdgeNode | null = null;
-  let restarting: Promise<void> | null = null;
-  try {
-    const r = await d.session.generate(draft.tokenizer.encode('It was a'), {
+for (const stack of WEBRTC_STACKS) {
+  test(`${stack}: resume over WebRTC: a channel dropped mid-answer resumes (KV kept); the greedy answer is unchanged`, async () => {
+    const { edge, done } = await edgeOn(stack);
+    const settings: DeviceOptions['settings'] = {
+      mode: 'dssd',
+      codec: 'candidates',
+      gamma: 4,
+      sampling: greedy,
+    };
+    const prompt = draft.tokenizer.encode('In the morning the');
+    const ref = await answer(edge.url, settings, 'In the morning the', 40, { webrtc: stack });
+    const d = await connectNodeDevice({
+      edge: edge.url,
+      settings,
+      draft,
+      webrtc: stack,
+      recovery: { maxAttempts: 3 },
+    });
+    let dropped = false;
+    const r = await d.session.generate(prompt, {
       maxNewTokens: 40,
       onTokens: () => {
-        if (restarting || d.session.history.length < 12) return;
-        restarting = (async () => {
-          await first.close();
-          second = await EdgeNode.start({ port, log, model: node.model });
-        })();
+        if (!dropped && d.session.history.length > prompt.length + 12) {
+          dropped = true;
+          d.session.transport.channel.close(); // the network goes away mid-answer
+        }
       },
     });
     assert.deepEqual(r.tokens, ref);
-    assert.equal(d.session.resumes.rebuilt, 1);
-  } finally {
+    assert.equal(r.stats.recoveries, 1);
+    assert.deepEqual(d.session.resumes, { kept: 1, rebuilt: 0 });
     d.close();
-    await restarting;
-    await (second as EdgeNode | null)?.close();
-  }
-});
+    await done();
+  });
+
+  test(`${stack}: edge restart: the device rejoins the restarted edge and rebuilds from its committed tokens`, async () => {
+    const first = await EdgeNode.start({ port: 0, log, model: node.model, webrtc: stack });
+    const port = Number(new URL(first.url).port);
+    const settings: DeviceOptions['settings'] = { mode: 'dssd', gamma: 4, sampling: greedy };
+    const ref = await answer(node.url, settings, 'It was a', 40);
+    const d = await connectNodeDevice({
+      edge: first.url,
+      settings,
+      draft,
+      webrtc: stack,
+      recovery: { maxAttempts: 20, backoffMs: 100 },
+    });
+    let second: EdgeNode | null = null;
+    let restarting: Promise<void> | null = null;
+    try {
+      const r = await d.session.generate(draft.tokenizer.encode('It was a'), {
+        maxNewTokens: 40,
+        onTokens: () => {
+          if (restarting || d.session.history.length < 12) return;
+          restarting = (async () => {
+            await first.close();
+            second = await EdgeNode.start({ port, log, model: node.model, webrtc: stack });
+          })();
+        },
+      });
+      assert.deepEqual(r.tokens, ref);
+      assert.equal(d.session.resumes.rebuilt, 1);
+    } finally {
+      d.close();
+      await restarting;
+      await (second as EdgeNode | null)?.close();
+    }
+  });
+}
 
 test('fuzz (CI share): 50,000 mutated frames in-process, 1,000 over a data channel; the edge keeps serving', async () => {
   const r = await fuzzInProcess({ frames: 50_000, seed: 7, goodEvery: 10_000 });

@@ -1,11 +1,11 @@
 /**
- * End to end over loopback: a real `ws` signaling server running acceptPeer, connectEdge with real @roamhq/wrtc,
- * FrameTransport on both ends.
+ * End to end over loopback: a real `ws` signaling server running acceptPeer, connectEdge with real WebRTC,
+ * FrameTransport on both ends. The data tests run on each Node stack and across them (edge on one, device on the
+ * other): chunking, reassembly and backpressure must hold for both.
  */
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
-import { createRequire } from 'node:module';
 import type { AddressInfo } from 'node:net';
 import { WebSocket, WebSocketServer } from 'ws';
 import {
@@ -14,13 +14,22 @@ import {
   ProtocolErrorCode,
   connectEdge,
   type RawChannel,
+  type WebrtcStack,
   type WrtcLike,
 } from '@dssd/protocol';
+import { nodeWebrtc } from '@dssd/protocol/node';
 import { acceptPeer, type AcceptPeerOptions } from '../src/signaling.js';
 
-const wrtc = createRequire(import.meta.url)('@roamhq/wrtc') as WrtcLike;
+const wrtc = nodeWebrtc();
+/** [edge stack, device stack]: each stack alone, and the two talking to each other. */
+const STACK_PAIRS: [WebrtcStack, WebrtcStack][] = [
+  ['wrtc', 'wrtc'],
+  ['datachannel', 'datachannel'],
+  ['datachannel', 'wrtc'],
+];
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-const MAX_WRTC_MESSAGE = 262_144;
+/** Both stacks (and browsers) announce this SCTP max-message-size. */
+const MAX_MESSAGE = 262_144;
 
 interface TestServer {
   url: string;
@@ -106,13 +115,13 @@ function pattern(n: number, seed: number): Uint8Array {
 
 async function connectPair(
   srv: TestServer,
-  extra: { token?: string; url?: string } = {},
+  extra: { token?: string; url?: string; wrtc?: WrtcLike } = {},
 ): Promise<{ device: RawChannel; edge: RawChannel }> {
   const edgeP = srv.next();
   const conn = await connectEdge({
     url: extra.url ?? srv.url,
     WebSocket,
-    wrtc,
+    wrtc: extra.wrtc ?? wrtc,
     token: extra.token,
     timeoutMs: 8000,
   });
@@ -142,108 +151,117 @@ async function eventually<T>(f: () => Promise<T | undefined>, ok: (v: T) => bool
   assert.fail(`condition not reached; last value ${JSON.stringify(v)}`);
 }
 
-test(
-  'frames of 10 B, 16 KiB and 1 MiB round trip intact and in order; counters match the wire',
-  { timeout: 10_000 },
-  async () => {
-    const srv = await startServer();
-    try {
-      const { device, edge } = await connectPair(srv, {
-        url: srv.url.replace('ws://', 'http://').replace('/signal', ''),
-      });
-      assert.equal(device.maxMessageSize(), MAX_WRTC_MESSAGE);
-      const d = counting(device);
-      const e = counting(edge);
-      const dt = new FrameTransport(d.wrapped);
-      const et = new FrameTransport(e.wrapped);
-      // The edge echoes every frame back, reversed, so both directions carry all three sizes.
-      et.onFrame((f) => void et.send(f.slice().reverse()));
-      const frames = [pattern(10, 1), pattern(16 * 1024, 2), pattern(1 << 20, 3)];
-      const back: Uint8Array[] = [];
-      const done = new Promise<void>((r) =>
-        dt.onFrame((f) => {
-          back.push(f);
-          if (back.length === frames.length) r();
-        }),
-      );
-      for (const f of frames) void dt.send(f);
-      await done;
-      assert.equal(back.length, 3);
-      for (let i = 0; i < frames.length; i++) {
-        assert.deepEqual(back[i], frames[i]!.slice().reverse(), `frame ${i} (${frames[i]!.byteLength} B)`);
-      }
-      await sleep(50); // let the echo's last send promise settle its counters
-      // The 1 MiB frame went out chunked: no message above 16 KiB, far below the 262,144 B that kills wrtc.
-      assert.ok(d.rec.messages > 64, `${d.rec.messages} messages`);
-      assert.ok(d.rec.largest <= 16 * 1024, `largest message ${d.rec.largest}`);
-      assert.ok(e.rec.largest <= 16 * 1024);
-      // Application counters are exactly the bytes handed to the channel, and the receiver saw the same.
-      assert.equal(dt.counters.bytesSent, d.rec.bytes);
-      assert.equal(et.counters.bytesSent, e.rec.bytes);
-      assert.equal(et.counters.bytesReceived, d.rec.bytes);
-      assert.equal(dt.counters.bytesReceived, e.rec.bytes);
-      assert.equal(dt.counters.chunksSent, d.rec.messages);
-      assert.equal(dt.counters.framesSent, 3);
-      // Transport counters include DTLS/SCTP/UDP overhead, so they reach at least the application bytes.
-      const ts = await eventually(
-        () => device.transportStats!(),
-        (s) => s.bytesSent >= dt.counters.bytesSent && s.bytesReceived >= dt.counters.bytesReceived,
-        3000,
-      );
-      console.log(
-        `# 10 B + 16 KiB + 1 MiB echoed: app ${dt.counters.bytesSent} B up / ${dt.counters.bytesReceived} B down; ` +
-          `transport ${ts.bytesSent} / ${ts.bytesReceived} (overhead ${((ts.bytesSent / dt.counters.bytesSent - 1) * 100).toFixed(1)}%)`,
-      );
-      const closed = new Promise((r) => et.onClose(r));
-      dt.close();
-      await closed;
-    } finally {
-      await srv.close();
-    }
-  },
-);
-
-test('backpressure: 32 MiB device → edge without unbounded buffering', { timeout: 15_000 }, async () => {
-  const srv = await startServer();
-  try {
-    const { device, edge } = await connectPair(srv);
-    const d = counting(device);
-    const highWaterMark = 1 << 20;
-    const dt = new FrameTransport(d.wrapped, { highWaterMark });
-    const et = new FrameTransport(edge);
-    const frame = pattern(1 << 20, 7);
-    let frames = 0;
-    let intact = true;
-    const total = 32;
-    const done = new Promise<void>((r) =>
-      et.onFrame((f) => {
-        frames++;
-        if (
-          f.byteLength !== frame.byteLength ||
-          f[12345] !== frame[12345] ||
-          f[f.length - 1] !== frame[frame.length - 1]
-        ) {
-          intact = false;
+for (const [es, ds] of STACK_PAIRS) {
+  test(
+    `edge ${es}, device ${ds}: frames of 10 B, 16 KiB and 1 MiB round trip intact and in order; counters match the wire`,
+    { timeout: 10_000 },
+    async () => {
+      const srv = await startServer({ wrtc: nodeWebrtc(es) });
+      try {
+        const { device, edge } = await connectPair(srv, {
+          url: srv.url.replace('ws://', 'http://').replace('/signal', ''),
+          wrtc: nodeWebrtc(ds),
+        });
+        assert.equal(device.maxMessageSize(), MAX_MESSAGE);
+        assert.equal(edge.maxMessageSize(), MAX_MESSAGE);
+        const d = counting(device);
+        const e = counting(edge);
+        const dt = new FrameTransport(d.wrapped);
+        const et = new FrameTransport(e.wrapped);
+        // The edge echoes every frame back, reversed, so both directions carry all three sizes.
+        et.onFrame((f) => void et.send(f.slice().reverse()));
+        const frames = [pattern(10, 1), pattern(16 * 1024, 2), pattern(1 << 20, 3)];
+        const back: Uint8Array[] = [];
+        const done = new Promise<void>((r) =>
+          dt.onFrame((f) => {
+            back.push(f);
+            if (back.length === frames.length) r();
+          }),
+        );
+        for (const f of frames) void dt.send(f);
+        await done;
+        assert.equal(back.length, 3);
+        for (let i = 0; i < frames.length; i++) {
+          assert.deepEqual(back[i], frames[i]!.slice().reverse(), `frame ${i} (${frames[i]!.byteLength} B)`);
         }
-        if (frames === total) r();
-      }),
-    );
-    const t0 = Date.now();
-    for (let i = 0; i < total; i++) void dt.send(frame);
-    await done;
-    const ms = Date.now() - t0;
-    assert.ok(intact);
-    // Each chunk is sent only while the queue is at or under the mark, so it never exceeds mark + one chunk.
-    assert.ok(d.rec.maxBuffered <= highWaterMark, `bufferedAmount reached ${d.rec.maxBuffered}`);
-    assert.ok(d.rec.maxBuffered > 0, 'the queue did fill, so the limit was exercised');
-    console.log(
-      `# 32 MiB in ${ms} ms (${((32 * 1000) / ms).toFixed(1)} MiB/s); max bufferedAmount ${d.rec.maxBuffered} B`,
-    );
-    dt.close();
-  } finally {
-    await srv.close();
-  }
-});
+        await sleep(50); // let the echo's last send promise settle its counters
+        // The 1 MiB frame went out chunked: no message above 16 KiB, far below the 262,144 B limit (past it
+        // wrtc silently closes the channel, node-datachannel throws).
+        assert.ok(d.rec.messages > 64, `${d.rec.messages} messages`);
+        assert.ok(d.rec.largest <= 16 * 1024, `largest message ${d.rec.largest}`);
+        assert.ok(e.rec.largest <= 16 * 1024);
+        // Application counters are exactly the bytes handed to the channel, and the receiver saw the same.
+        assert.equal(dt.counters.bytesSent, d.rec.bytes);
+        assert.equal(et.counters.bytesSent, e.rec.bytes);
+        assert.equal(et.counters.bytesReceived, d.rec.bytes);
+        assert.equal(dt.counters.bytesReceived, e.rec.bytes);
+        assert.equal(dt.counters.chunksSent, d.rec.messages);
+        assert.equal(dt.counters.framesSent, 3);
+        // Transport counters include DTLS/SCTP/UDP overhead, so they reach at least the application bytes.
+        const ts = await eventually(
+          () => device.transportStats!(),
+          (s) => s.bytesSent >= dt.counters.bytesSent && s.bytesReceived >= dt.counters.bytesReceived,
+          3000,
+        );
+        console.log(
+          `# ${es}/${ds}: 10 B + 16 KiB + 1 MiB echoed: app ${dt.counters.bytesSent} B up / ${dt.counters.bytesReceived} B down; ` +
+            `transport ${ts.bytesSent} / ${ts.bytesReceived} (overhead ${((ts.bytesSent / dt.counters.bytesSent - 1) * 100).toFixed(1)}%)`,
+        );
+        const closed = new Promise((r) => et.onClose(r));
+        dt.close();
+        await closed;
+      } finally {
+        await srv.close();
+      }
+    },
+  );
+
+  test(
+    `edge ${es}, device ${ds}: backpressure: 32 MiB device → edge without unbounded buffering`,
+    { timeout: 15_000 },
+    async () => {
+      const srv = await startServer({ wrtc: nodeWebrtc(es) });
+      try {
+        const { device, edge } = await connectPair(srv, { wrtc: nodeWebrtc(ds) });
+        const d = counting(device);
+        const highWaterMark = 1 << 20;
+        const dt = new FrameTransport(d.wrapped, { highWaterMark });
+        const et = new FrameTransport(edge);
+        const frame = pattern(1 << 20, 7);
+        let frames = 0;
+        let intact = true;
+        const total = 32;
+        const done = new Promise<void>((r) =>
+          et.onFrame((f) => {
+            frames++;
+            if (
+              f.byteLength !== frame.byteLength ||
+              f[12345] !== frame[12345] ||
+              f[f.length - 1] !== frame[frame.length - 1]
+            ) {
+              intact = false;
+            }
+            if (frames === total) r();
+          }),
+        );
+        const t0 = Date.now();
+        for (let i = 0; i < total; i++) void dt.send(frame);
+        await done;
+        const ms = Date.now() - t0;
+        assert.ok(intact);
+        // Each chunk is sent only while the queue is at or under the mark, so it never exceeds mark + one chunk.
+        assert.ok(d.rec.maxBuffered <= highWaterMark, `bufferedAmount reached ${d.rec.maxBuffered}`);
+        assert.ok(d.rec.maxBuffered > 0, 'the queue did fill, so the limit was exercised');
+        console.log(
+          `# ${es}/${ds}: 32 MiB in ${ms} ms (${((32 * 1000) / ms).toFixed(1)} MiB/s); max bufferedAmount ${d.rec.maxBuffered} B`,
+        );
+        dt.close();
+      } finally {
+        await srv.close();
+      }
+    },
+  );
+}
 
 /** Opens a raw socket, sends `messages`, and collects what comes back until the server closes it. */
 async function rawExchange(

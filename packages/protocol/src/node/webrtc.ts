@@ -10,14 +10,29 @@ const require = createRequire(import.meta.url);
 const loaded = new Map<WebrtcStack, WrtcLike>();
 
 type Description = { type: string; sdp: string };
-type PolyfillPc = new (config?: unknown) => {
+type PolyfillPc = new (config?: unknown) => EventTarget & {
   createOffer(o?: unknown): Promise<Description>;
   createAnswer(o?: unknown): Promise<Description>;
+  setRemoteDescription(d: Description): Promise<void>;
+  get localDescription(): Description | null;
 };
+
+/** An SDP without its candidate lines (they are trickled instead). */
+const withoutCandidates = (sdp: string) => sdp.replace(/^a=(?:candidate:|end-of-candidates).*\r?\n/gm, '');
+
+/** ICE candidate events a peer connection holds back until its remote description is set (see below). */
+const heldCandidates = new WeakMap<object, Event[]>();
 
 /**
  * node-datachannel's RTCPeerConnection polyfill, adapted for simple-peer: its session descriptions have a
  * getter-only `sdp`, which simple-peer rewrites, so offers and answers are handed out as plain objects.
+ *
+ * An offerer also keeps its ICE candidates to itself until it holds the answer (the offer goes out without the
+ * candidates libdatachannel puts in its local description; they follow, trickled, once the answer is set). Otherwise the
+ * answerer can finish ICE and send its DTLS hello before the answer reaches the offerer, whose DTLS server then
+ * checks the client's certificate against a fingerprint it does not have yet and fails the handshake ("unknown
+ * CA", then "Got a remote candidate without ICE transport"): ~3% of loopback connections between two
+ * node-datachannel peers here.
  */
 function datachannel(): WrtcLike {
   const p = require('node-datachannel/polyfill') as {
@@ -26,9 +41,33 @@ function datachannel(): WrtcLike {
     RTCIceCandidate: unknown;
   };
   class RTCPeerConnection extends p.RTCPeerConnection {
+    constructor(config?: unknown) {
+      super(config);
+      // Held from the start: libdatachannel gathers (and reports candidates) before simple-peer asks for the offer.
+      heldCandidates.set(this, []);
+    }
     override async createOffer(o?: unknown): Promise<Description> {
       const d = await super.createOffer(o);
-      return { type: d.type, sdp: d.sdp };
+      return { type: d.type, sdp: withoutCandidates(d.sdp) };
+    }
+    // simple-peer sends `localDescription` (by then with the gathered candidates), not the offer it made.
+    override get localDescription(): Description | null {
+      const d = super.localDescription;
+      return d && heldCandidates.has(this) ? { type: d.type, sdp: withoutCandidates(d.sdp) } : d;
+    }
+    override dispatchEvent(e: Event): boolean {
+      const held = heldCandidates.get(this);
+      if (held && e.type === 'icecandidate') {
+        held.push(e);
+        return true;
+      }
+      return super.dispatchEvent(e);
+    }
+    override async setRemoteDescription(d: Description): Promise<void> {
+      await super.setRemoteDescription(d);
+      const held = heldCandidates.get(this);
+      heldCandidates.delete(this);
+      for (const e of held ?? []) super.dispatchEvent(e);
     }
     override async createAnswer(o?: unknown): Promise<Description> {
       const d = await super.createAnswer(o);

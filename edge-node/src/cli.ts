@@ -51,9 +51,12 @@ Usage:
   dssd token --key KEY [--ttl S]       print a signed join token (for an edge started with --token-key KEY)
   dssd fuzz [--frames N] [--channel-frames N] [--seed S] [--json]
                                        hostile input: mutated frames in-process and over a data channel
-  dssd load [--devices N] [--tokens T] [--json]
+  dssd load [--devices N] [--tokens T] [--webrtc STACK] [--json]
                                        N concurrent devices against an edge of its own (default 16)
   dssd drill [--tokens T]              attacks on an edge of its own while a greedy device runs; one JSON line
+  dssd webrtc-bench [--webrtc STACK] [--peers 16,64,128] [--messages N] [--churn N] [--json]
+                                       the Node WebRTC stacks compared: memory, fds, threads per peer, setup
+                                       time, CPU per message, a 600 KB frame, and a connect/disconnect churn loop
 
 serve options:
   --model DIR            target model folder (Hugging Face-style ONNX decoder; default: embedded target)
@@ -381,6 +384,9 @@ export async function main(argv: string[]): Promise<void> {
         return exitSoon();
       case 'drill':
         await (await import('./drills/attack.js')).drillCommand(rest);
+        return exitSoon();
+      case 'webrtc-bench':
+        await (await import('./drills/webrtc-bench.js')).webrtcBenchCommand(rest);
         return exitSoon();
       case 'token': {
         const { values: v } = parseArgs({

@@ -54,6 +54,8 @@ Usage:
   dssd load [--devices N] [--tokens T] [--webrtc STACK] [--json]
                                        N concurrent devices against an edge of its own (default 16)
   dssd drill [--tokens T]              attacks on an edge of its own while a greedy device runs; one JSON line
+  dssd nginx-config --upstream HOST:PORT,… [--listen PORT] [--server-name NAME]
+                                       nginx in front of a fleet of edge processes (README: "A fleet")
   dssd webrtc-bench [--webrtc STACK] [--peers 16,64,128] [--messages N] [--churn N] [--json]
                                        the Node WebRTC stacks compared: memory, fds, threads per peer, setup
                                        time, CPU per message, a 600 KB frame, and a connect/disconnect churn loop
@@ -385,6 +387,8 @@ export async function main(argv: string[]): Promise<void> {
       case 'drill':
         await (await import('./drills/attack.js')).drillCommand(rest);
         return exitSoon();
+      case 'nginx-config':
+        return (await import('./fleet.js')).nginxConfigCommand(rest);
       case 'webrtc-bench':
         await (await import('./drills/webrtc-bench.js')).webrtcBenchCommand(rest);
         return exitSoon();

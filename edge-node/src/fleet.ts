@@ -56,6 +56,10 @@ ${o.upstreams.map((u) => `    server ${u} max_fails=1 fail_timeout=10s;`).join('
     listen ${o.listen};
     server_name ${o.serverName ?? '_'};
     proxy_http_version 1.1;
+    # Responses (the 14 MB ORT wasm, the draft model) and request bodies (/score, ≤ 1 MiB) stay in memory: no
+    # temp files, which nginx's unprivileged workers may not be allowed to write.
+    proxy_max_temp_file_size 0;
+    client_body_buffer_size 1m;
     # A dead node is skipped quickly (then the next node on the ring is tried).
     proxy_connect_timeout 2s;
     location = /signal {

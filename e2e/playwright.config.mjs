@@ -28,6 +28,7 @@ export default defineConfig({
         'models-worker.test.mjs',
         'kernel-digest.test.mjs',
         'fleet.test.mjs',
+        'webrtc-stacks.test.mjs',
       ],
       use: {
         browserName: 'chromium',

@@ -45,3 +45,23 @@ test('dssd --help states the settings home’s flags, ranges and defaults', () =
   for (const flag of ['--public-origin', '--metrics-token', '--single-use-tokens'])
     assert.match(HELP, new RegExp(flag));
 });
+
+test('--webrtc: the stacks and the default come from the settings home; a bad value is one line and exit 2', async () => {
+  const { WEBRTC_STACKS } = await import('@dssd/protocol');
+  assert.match(
+    HELP,
+    new RegExp(`--webrtc STACK .*${WEBRTC_STACKS.join('\\|')} \\(default ${EDGE_NODE_DEFAULTS.webrtc};`),
+  );
+  const { spawnSync } = await import('node:child_process');
+  const { fileURLToPath } = await import('node:url');
+  const bin = fileURLToPath(new URL('../../bin/dssd.js', import.meta.url));
+  for (const cmd of ['serve', 'generate', 'load']) {
+    const extra = cmd === 'generate' ? ['--prompt', 'x'] : [];
+    const r = spawnSync(process.execPath, [bin, cmd, '--webrtc', 'libwebrtc', ...extra], {
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
+    assert.equal(r.status, 2, `${cmd}: ${r.stderr}`);
+    assert.match(r.stderr, /--webrtc must be one of wrtc, datachannel, got 'libwebrtc'/, cmd);
+  }
+});

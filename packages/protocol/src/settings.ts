@@ -173,7 +173,7 @@ export const EDGE_NODE_DEFAULTS = Object.freeze({
   host: '127.0.0.1',
   maxSessions: 64,
   /**
-   * WebRTC handshakes in progress at once (each a peer connection: ~2 threads, ~11 file descriptors, for up to
+   * WebRTC handshakes in progress at once (each a peer connection, ~1 fd on datachannel, ~11-21 fds on wrtc, for up to
    * DEVICE_TIMEOUTS.connectMs); a slot is reserved before the handshake, so these count against maxSessions too.
    */
   maxPending: 16,

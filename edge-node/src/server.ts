@@ -756,7 +756,8 @@ export class EdgeNode {
   async close(): Promise<void> {
     clearInterval(this.idleSweep);
     this.table.clear(true);
-    for (const l of this.sessions.values()) l.transport.close();
+    // Shutting down: the channels close now (FrameTransport.close would let queued frames drain first).
+    for (const l of this.sessions.values()) l.transport.channel.close();
     await new Promise<void>((r) => this.wss.close(() => r()));
     // server.close waits for open connections (keep-alive, a framed page left open): end them first.
     const closed = new Promise<void>((r) => this.server.close(() => r()));

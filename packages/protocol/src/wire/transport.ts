@@ -53,6 +53,15 @@ export interface FrameTransportOptions {
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
+/**
+ * A close lets the frames already sent leave first (an error frame just before a close, the usual way an edge
+ * ends a session): up to CLOSE_DRAIN_MS for the channel's queue to empty, then CLOSE_LINGER_MS more, because
+ * libdatachannel loses what is still queued, or just handed to SCTP, when its channel closes (libwebrtc and
+ * browsers send it first). Closing the RawChannel itself stays immediate (a dropped network).
+ */
+export const CLOSE_DRAIN_MS = 1000;
+export const CLOSE_LINGER_MS = 50;
+
 export class FrameTransport {
   readonly counters: TransportCounters = {
     bytesSent: 0,
@@ -168,8 +177,16 @@ export class FrameTransport {
   }
 
   close(): void {
-    this.channel.close();
+    if (this.closing) return;
+    this.closing = true;
+    const until = performance.now() + CLOSE_DRAIN_MS;
+    void this.sendQueue.then(async () => {
+      while (!this.closed && this.channel.bufferedAmount() > 0 && performance.now() < until) await sleep(5);
+      if (!this.closed) await sleep(CLOSE_LINGER_MS);
+      this.channel.close();
+    });
   }
+  private closing = false;
 }
 
 /**

@@ -25,13 +25,6 @@ export const MAX_SIGNAL_MESSAGES = 200;
  * peerChannel refuses the send instead.
  */
 export const MAX_BUFFERED_BYTES = 16 * 1024 * 1024;
-/**
- * How long a close waits for queued messages to leave (an error frame sent just before closing), and how long
- * it then lingers: libdatachannel loses what is still queued, or just handed to SCTP, when the channel closes;
- * libwebrtc and browsers send it first.
- */
-export const CLOSE_DRAIN_MS = 1000;
-export const CLOSE_LINGER_MS = 50;
 
 /** Query parameter of the signaling URL that names the session a device resumes (a proxy's routing key). */
 export const SESSION_QUERY = 'session';
@@ -222,13 +215,7 @@ export function peerChannel(peer: PeerLike): RawChannel {
       else closeHandlers.push(cb);
     },
     close() {
-      const until = Date.now() + CLOSE_DRAIN_MS;
-      const closeWhenDrained = () => {
-        if (peer.destroyed) return;
-        if ((peer._channel?.bufferedAmount ?? 0) > 0 && Date.now() < until) setTimeout(closeWhenDrained, 5);
-        else setTimeout(() => peer.destroy(), CLOSE_LINGER_MS);
-      };
-      closeWhenDrained();
+      peer.destroy();
     },
     async transportStats() {
       const pc = peer._pc;

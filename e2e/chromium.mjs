@@ -1,6 +1,9 @@
 /** Debian's Chromium as the e2e tests launch it (deps.md §3): headless, fresh profile, no background traffic. */
 export const CHROMIUM = '/usr/bin/chromium';
 
+/** Debian's nginx, the proxy in front of the fleet test's edge processes (fleet.test.mjs). */
+export const NGINX = '/usr/sbin/nginx';
+
 /** Debian's Firefox ESR, driven by Puppeteer over WebDriver BiDi (firefox.test.mjs). */
 export const FIREFOX = '/usr/bin/firefox-esr';
 

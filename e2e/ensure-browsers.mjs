@@ -1,11 +1,12 @@
-// Pretest: the e2e suite drives Debian's Chromium and Firefox ESR (never `playwright install`). Checks that both
-// are installed; run as root (as CI is) it installs the missing ones with apt, otherwise it stops with the command.
+// Pretest: the e2e suite drives Debian's Chromium and Firefox ESR (never `playwright install`) and puts Debian's
+// nginx in front of the fleet test's edges. Checks that they are installed; run as root (as CI is) it installs the
+// missing ones with apt, otherwise it stops with the command.
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { CHROMIUM, FIREFOX } from './chromium.mjs';
+import { CHROMIUM, FIREFOX, NGINX } from './chromium.mjs';
 
-const PACKAGES = ['chromium', 'firefox-esr', 'fonts-dejavu-core'];
-const missing = [CHROMIUM, FIREFOX].filter((p) => !existsSync(p));
+const PACKAGES = ['chromium', 'firefox-esr', 'fonts-dejavu-core', 'nginx'];
+const missing = [CHROMIUM, FIREFOX, NGINX].filter((p) => !existsSync(p));
 if (missing.length === 0) process.exit(0);
 
 const install = `apt-get install -y --no-install-recommends ${PACKAGES.join(' ')}`;
@@ -36,7 +37,7 @@ for (const args of [
     process.exit(1);
   }
 }
-const still = [CHROMIUM, FIREFOX].filter((p) => !existsSync(p));
+const still = [CHROMIUM, FIREFOX, NGINX].filter((p) => !existsSync(p));
 if (still.length) {
   say(`apt-get finished but ${still.join(' and ')} is still missing`);
   process.exit(1);

@@ -8,9 +8,9 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createServer } from 'node:net';
+import { NGINX } from './chromium.mjs';
 import { GREEDY_DSSD, GREEDY_TOKENS, PROMPT, ROOT, expect, query, test as base } from './fixtures.mjs';
 
-const NGINX = '/usr/sbin/nginx';
 const KEY = 'fleet-token-key-0123456789abcdef';
 const log = (...a) => console.log('  [fleet e2e]', ...a);
 
@@ -59,7 +59,8 @@ async function liveSessions(node, token) {
 const test = base.extend({
   /** nginx on a free port in front of two edge processes: { url, nodes, token() }. */
   fleet: async ({}, use) => {
-    if (!existsSync(NGINX)) throw new Error(`${NGINX} is missing: apt-get install nginx (.ci/run does)`);
+    if (!existsSync(NGINX))
+      throw new Error(`${NGINX} is missing: apt-get install nginx (npm test's pretest does)`);
     const { nginxFleetConfig, issueJoinToken } = await import('@dssd/edge-node');
     const ports = [await freePort(), await freePort(), await freePort()];
     const nodes = await Promise.all([startNode(ports[1]), startNode(ports[2])]);

@@ -179,12 +179,13 @@ export class FrameTransport {
   close(): void {
     if (this.closing) return;
     this.closing = true;
+    // Bounded whatever the peer does: frames not yet handed to the channel are not waited for.
     const until = performance.now() + CLOSE_DRAIN_MS;
-    void this.sendQueue.then(async () => {
+    void (async () => {
       while (!this.closed && this.channel.bufferedAmount() > 0 && performance.now() < until) await sleep(5);
       if (!this.closed) await sleep(CLOSE_LINGER_MS);
       this.channel.close();
-    });
+    })();
   }
   private closing = false;
 }

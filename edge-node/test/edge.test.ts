@@ -10,6 +10,7 @@ import { encodeFrame } from '@dssd/codec';
 import { EDGE_NODE_DEFAULTS, ProtocolError, type DeviceOptions } from '@dssd/protocol';
 import { DEFAULT_MODEL_DIRS, defaultPrompts } from '@dssd/models/node';
 import { plantedRules } from '@dssd/protocol/testing';
+import { releaseWebrtc } from '@dssd/protocol/node';
 import { EdgeNode, Logger, connectNodeDevice } from '../src/index.js';
 import { runFidelity } from '../src/drills/fidelity.js';
 import { GREEDY_CONFIGS, devicePool } from './device-pool.js';
@@ -250,3 +251,7 @@ async function waitFor(cond: () => Promise<boolean>, ms = 5000): Promise<void> {
     await new Promise((r) => setTimeout(r, 20));
   }
 }
+
+// Last: node-datachannel keeps the process alive while any peer connection is open (a test's leftover would hang the
+// run rather than fail it).
+after(() => releaseWebrtc());

@@ -18,6 +18,7 @@ import {
   type WebrtcStack,
 } from '@dssd/protocol';
 import { DEFAULT_MODEL_DIRS } from '@dssd/models/node';
+import { releaseWebrtc } from '@dssd/protocol/node';
 import { EdgeNode, Logger, connectNodeDevice } from '../src/index.js';
 import { AccessPolicy, checkJoinToken, issueJoinToken } from '../src/access.js';
 import { fuzzDataChannel, fuzzInProcess } from '../src/drills/fuzz.js';
@@ -295,3 +296,7 @@ test('fuzz (CI share): 50,000 mutated frames in-process, 1,000 over a data chann
     await answer(node.url, { mode: 'ar', sampling: greedy }, 'The church', 16),
   );
 });
+
+// Last: node-datachannel keeps the process alive while any peer connection is open (a test's leftover would hang the
+// run rather than fail it).
+after(() => releaseWebrtc());

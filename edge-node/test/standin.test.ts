@@ -11,6 +11,7 @@ import { promisify } from 'node:util';
 import { loadNodeModel, QWEN_STANDIN_DIRS, qwenStandinMissing } from '@dssd/models/node';
 import type { LanguageModel } from '@dssd/models';
 import type { DeviceOptions } from '@dssd/protocol';
+import { releaseWebrtc } from '@dssd/protocol/node';
 import { EdgeNode, Logger } from '../src/index.js';
 import { runFidelity } from '../src/drills/fidelity.js';
 import { GREEDY_CONFIGS, devicePool } from './device-pool.js';
@@ -143,3 +144,7 @@ test(
     assert.ok(two.prefilled < one.prefilled + 6, JSON.stringify(dssd.turns));
   },
 );
+
+// Last: node-datachannel keeps the process alive while any peer connection is open (a test's leftover would hang the
+// run rather than fail it).
+after(() => releaseWebrtc());

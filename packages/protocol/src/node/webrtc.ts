@@ -103,5 +103,13 @@ export function nodeWebrtc(stack: WebrtcStack = EDGE_NODE_DEFAULTS.webrtc): Wrtc
   return w;
 }
 
+/**
+ * Closes every node-datachannel peer connection still open and releases its native threads: unlike libwebrtc,
+ * libdatachannel keeps the process alive while any peer connection exists. For the end of a test file or tool.
+ */
+export function releaseWebrtc(): void {
+  if (loaded.has('datachannel')) (require('node-datachannel') as { cleanup(): void }).cleanup();
+}
+
 export { WEBRTC_STACKS };
 export type { WebrtcStack };

@@ -13,6 +13,8 @@ import {
   SCORE_LIMITS,
   SETTING_SPECS,
   TARGET_COST_PRESETS,
+  BATCH_COST_PRESETS,
+  BATCH_DEFAULTS,
   settingsHelp,
   type DownlinkCodec,
   type EdgeLimits,
@@ -23,7 +25,16 @@ import { ChatConversation } from '@dssd/models';
 import { EdgeNode, EdgeStartError } from './server.js';
 import { Logger, type LogLevel } from './log.js';
 import { connectNodeDevice } from './device/node.js';
-import { deviceFlags, deviceSettings, fail, list, num, parseIceServers, targetCost } from './flags.js';
+import {
+  batchCost,
+  deviceFlags,
+  deviceSettings,
+  fail,
+  list,
+  num,
+  parseIceServers,
+  targetCost,
+} from './flags.js';
 import { AccessError, isLoopbackName, issueJoinToken, type AccessConfig } from './access.js';
 
 const L = DEFAULT_EDGE_LIMITS;
@@ -63,6 +74,10 @@ serve options:
                            (${Object.entries(TARGET_COST_PRESETS)
                              .map(([k, v]) => `${k} = ${v.a},${v.b}`)
                              .join('; ')})
+  --batch                batched verification: all sessions' target passes (and edge-only steps) in one
+                           continuous-batching queue, up to ${BATCH_DEFAULTS.tokenBudget} tokens a pass (slower graphs refused)
+  --batch-cost NAME      EMULATION with --batch: pad each batched pass to T(B, tokens) from an H200 table
+                           (${Object.keys(BATCH_COST_PRESETS).join(', ')})
   --log-level LEVEL      debug|info|warn|error|silent (default info)
 
 access (devices pass the credential as --token, the page's ?token=, or the widget's token attribute):
@@ -131,6 +146,8 @@ async function serve(argv: string[]): Promise<void> {
       'tls-cert': { type: 'string' },
       'tls-key': { type: 'string' },
       'target-ms': { type: 'string' },
+      batch: { type: 'boolean' },
+      'batch-cost': { type: 'string' },
       'log-level': { type: 'string' },
       secret: { type: 'string' },
       'token-key': { type: 'string' },
@@ -161,6 +178,8 @@ async function serve(argv: string[]): Promise<void> {
     fail('--log-level must be debug|info|warn|error|silent');
   if (!!v['tls-cert'] !== !!v['tls-key']) fail('--tls-cert and --tls-key go together');
   const cost = targetCost(v['target-ms']);
+  if (v['batch-cost'] && !v.batch) fail('--batch-cost needs --batch');
+  const batch = v.batch ? { cost: batchCost(v['batch-cost']) } : undefined;
   const limits: Partial<EdgeLimits> = {};
   if (v['max-context']) limits.maxContext = num(v['max-context'], 'max-context', 0, true);
   if (v['max-gamma']) {
@@ -229,6 +248,7 @@ async function serve(argv: string[]): Promise<void> {
     iceServers: parseIceServers(v['ice-servers']),
     tls: v['tls-cert'] ? { cert: v['tls-cert'], key: v['tls-key']! } : undefined,
     targetCost: cost,
+    batch,
     log,
   });
   log.info('edge node ready', {
@@ -236,6 +256,9 @@ async function serve(argv: string[]): Promise<void> {
     model: node.model.config.name,
     vocabSize: node.model.config.vocabSize,
     ...(cost ? { emulatedTargetMs: cost, emulation: true } : {}),
+    ...(batch
+      ? { batch: true, ...(batch.cost ? { emulatedBatchCost: batch.cost.label, emulation: true } : {}) }
+      : {}),
   });
   process.stdout.write(
     `\n  dssd edge node serving ${node.model.config.name}\n  Open ${node.url} in a browser.\n\n`,

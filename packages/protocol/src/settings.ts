@@ -241,6 +241,99 @@ export function parseTargetCost(v: string): TargetCost {
 }
 
 // ---------------------------------------------------------------------------------------------------------------
+// Batched verification (edge/batch.ts): defaults, and the EMULATED batched GPU cost T(B, total tokens)
+// ---------------------------------------------------------------------------------------------------------------
+
+export const BATCH_DEFAULTS = Object.freeze({
+  /** Tokens (sessions × longest new-token run, padding included) one batched pass takes at most. */
+  tokenBudget: 512,
+  /** Requests with more new tokens than this (prompt prefills) run in a pass of their own, not padding others. */
+  soloAbove: 16,
+});
+
+/** A measured batched-pass cost table: ms[i][j] for batch[i] sessions scoring k[j] new tokens each. */
+export interface BatchCostTable {
+  label: string;
+  batch: readonly number[];
+  k: readonly number[];
+  ms: readonly (readonly number[])[];
+}
+
+/**
+ * H200 tables (docs: ../shared/reference/scale.md "Target verification cost on a GPU"; bf16, CUDA graphs, 1,024
+ * cached tokens). `h200-7b` is the flash-attention lower bound, `h200-7b-masked` the masked-SDPA upper bound.
+ */
+export const BATCH_COST_PRESETS: Readonly<Record<string, BatchCostTable>> = Object.freeze({
+  'h200-7b': {
+    label: 'H200 Qwen2.5-7B shapes, flash attention',
+    batch: [1, 4, 16, 64, 128, 256],
+    k: [1, 3, 5, 9],
+    ms: [
+      [6.0, 6.5, 6.6, 6.7],
+      [6.2, 6.8, 7.0, 7.2],
+      [6.8, 8.6, 8.7, 9.1],
+      [7.4, 14.8, 19.1, 24.6],
+      [8.9, 25.4, 31.7, 44.2],
+      [12.5, 47.2, 60.9, 85.9],
+    ],
+  },
+  'h200-7b-masked': {
+    label: 'H200 Qwen2.5-7B shapes, masked SDPA',
+    batch: [1, 16, 64, 128, 256],
+    k: [1, 3, 5, 9],
+    ms: [
+      [6.2, 7.4, 7.5, 7.7],
+      [7.0, 11.6, 11.7, 12.3],
+      [7.6, 24.6, 28.8, 34.3],
+      [9.0, 43.7, 49.4, 61.2],
+      [12.7, 82.2, 94.2, 119.5],
+    ],
+  },
+  'h200-32b': {
+    label: 'H200 Qwen2.5-32B shapes, flash attention',
+    batch: [1, 16, 64],
+    k: [1, 5, 9],
+    ms: [
+      [20.3, 21.7, 22.4],
+      [22.6, 29.2, 32.1],
+      [27.5, 67.9, 91.8],
+    ],
+  },
+});
+
+/** Linear interpolation of ys over xs at x, extrapolating the end segments (never below 0). */
+function interp(xs: readonly number[], ys: readonly number[], x: number): number {
+  if (xs.length === 1) return ys[0];
+  let i = 0;
+  while (i < xs.length - 2 && x > xs[i + 1]) i++;
+  const t = (x - xs[i]) / (xs[i + 1] - xs[i]);
+  return Math.max(0, ys[i] + t * (ys[i + 1] - ys[i]));
+}
+
+/**
+ * EMULATED ms of one batched pass of `batch` sessions scoring `tokens` new tokens in all: bilinear in (B, k = tokens
+ * / B) over the table, k clamped to its range below (a 1-token step costs the k = 1 column), extrapolated above.
+ */
+export function batchCostMs(table: BatchCostTable, batch: number, tokens: number): number {
+  if (batch <= 0) return 0;
+  const k = Math.max(table.k[0], tokens / batch);
+  const col = table.ms.map((row) => interp(table.k, row, k));
+  return interp(table.batch, col, batch);
+}
+
+/** Parses a --batch-cost preset name. */
+export function parseBatchCost(v: string): BatchCostTable {
+  const t = BATCH_COST_PRESETS[v.trim()];
+  if (!t) {
+    throw new ProtocolError(
+      ProtocolErrorCode.BadSettings,
+      `batch cost must be one of ${Object.keys(BATCH_COST_PRESETS).join(', ')}, got ${JSON.stringify(v)}`,
+    );
+  }
+  return t;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
 // User-facing settings and their parsing from strings
 // ---------------------------------------------------------------------------------------------------------------
 

@@ -34,7 +34,7 @@ import {
 } from '@dssd/protocol';
 import { acceptPeer } from './signaling.js';
 import { AccessPolicy, KeyedRate, issueJoinToken, type AccessConfig } from './access.js';
-import { EdgeMetrics } from './metrics.js';
+import { EdgeMetrics, renderBatchMetrics } from './metrics.js';
 import { Logger } from './log.js';
 
 const require = createRequire(import.meta.url);
@@ -541,7 +541,7 @@ export class EdgeNode {
           reassemblyBytes: this.budget.used,
           scoreQueued: this.scoreQueued,
           logSuppressed: this.errorLog.suppressedTotal,
-        }),
+        }) + (this.batcher ? renderBatchMetrics(this.batcher.scheduler.stats) : ''),
       );
       return;
     }

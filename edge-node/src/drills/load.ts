@@ -178,6 +178,9 @@ export async function runLoad(o: {
     'warn',
     '--max-sessions',
     String(n + 8),
+    // Every device joins from this one address: the per-address join limit is for the open internet.
+    '--joins-per-second',
+    '1000',
     ...(o.batch ? ['--batch'] : []),
   ]);
   log(`edge at ${edge.url} (pid ${edge.pid}); ${n} devices, ${maxNewTokens} tokens each`);

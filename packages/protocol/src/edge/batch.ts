@@ -21,6 +21,8 @@ export interface BatchBackend<S> {
 export interface BatchSchedulerOptions {
   tokenBudget?: number;
   soloAbove?: number;
+  /** Sessions per pass at most (1: one session per pass, the unbatched baseline under the same queue). */
+  maxItems?: number;
   /** EMULATION: pad every pass to T(B, tokens) from this table, and count passes whose real work took longer. */
   cost?: BatchCostTable;
   now?: () => number;
@@ -50,6 +52,7 @@ export class BatchScheduler<S extends LmSession> {
   readonly #backend: BatchBackend<S>;
   readonly #budget: number;
   readonly #solo: number;
+  readonly #maxItems: number;
   readonly #cost: BatchCostTable | undefined;
   readonly #now: () => number;
   #queue: Waiting<S>[] = [];
@@ -60,6 +63,7 @@ export class BatchScheduler<S extends LmSession> {
     this.#backend = backend;
     this.#budget = o.tokenBudget ?? BATCH_DEFAULTS.tokenBudget;
     this.#solo = o.soloAbove ?? BATCH_DEFAULTS.soloAbove;
+    this.#maxItems = o.maxItems ?? Infinity;
     this.#cost = o.cost;
     this.#now = o.now ?? (() => performance.now());
   }
@@ -115,7 +119,10 @@ export class BatchScheduler<S extends LmSession> {
     for (const w of this.#queue) {
       const n = Math.max(longest, w.tokens.length);
       // The pass is padded to its longest run: the budget counts rows × that run.
-      const fits = w.tokens.length <= this.#solo && (taken.length + 1) * n <= this.#budget;
+      const fits =
+        w.tokens.length <= this.#solo &&
+        taken.length < this.#maxItems &&
+        (taken.length === 0 || (taken.length + 1) * n <= this.#budget);
       if (fits && !seen.has(w.session)) {
         taken.push(w);
         seen.add(w.session);

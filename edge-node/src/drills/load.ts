@@ -165,6 +165,11 @@ export async function runLoad(o: {
   batch?: boolean;
   /** ar: every device decodes edge-only (the baseline); references are then taken the same way. */
   mode?: 'dssd' | 'ar';
+  /**
+   * Steady state: each device repeats its answer (rewound to its prompt) until this many seconds have passed, and
+   * the figures cover that window; only the first answer is checked against the reference.
+   */
+  durationS?: number;
   log?: (line: string) => void;
 }): Promise<LoadReport> {
   const log = o.log ?? (() => undefined);
@@ -232,8 +237,19 @@ export async function runLoad(o: {
     const items0 = await scrape(edge.url, 'dssd_batch_items_total');
     const cpu0 = cpuSeconds(edge.pid);
     const t0 = performance.now();
+    const end = o.durationS === undefined ? 0 : t0 + 1000 * o.durationS;
+    const extra = devs.map(() => ({ rounds: 0, tokens: 0 }));
     const results = await Promise.allSettled(
-      devs.map((d, i) => d.session.generate(prompts[i], { maxNewTokens })),
+      devs.map(async (d, i) => {
+        const first = await d.session.generate(prompts[i], { maxNewTokens });
+        while (performance.now() < end) {
+          d.session.rewind(0);
+          const r = await d.session.generate(prompts[i], { maxNewTokens });
+          extra[i].rounds += r.stats.rounds;
+          extra[i].tokens += r.tokens.length;
+        }
+        return first;
+      }),
     );
     report.wallS = (performance.now() - t0) / 1000;
     report.edgeCpu = (cpuSeconds(edge.pid) - cpu0) / report.wallS;
@@ -247,8 +263,8 @@ export async function runLoad(o: {
         report.errorMessages.push(`device ${i}: ${(r.reason as Error).message}`);
         return;
       }
-      report.rounds += r.value.stats.rounds;
-      report.tokens += r.value.tokens.length;
+      report.rounds += r.value.stats.rounds + extra[i].rounds;
+      report.tokens += r.value.tokens.length + extra[i].tokens;
       lat.push(...devs[i].timed.latencies.slice(2)); // after the hello and the first turn's setup
       const got = r.value.tokens;
       const ref = refs[i];

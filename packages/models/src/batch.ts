@@ -15,6 +15,9 @@ import type { NewKvOutput } from './graph.js';
 import { checkTokens, logitsRows, type SessionContext } from './session.js';
 
 type KvData = Float32Array | Uint16Array;
+
+/** A gathered past is padded to a multiple of this many positions (fewer distinct shapes for ORT to plan). */
+const STAGE_ROUND = 16;
 type TensorCtor = new (type: string, data: unknown, dims: readonly number[]) => Tensor;
 
 /** One sequence's new tokens in a batched pass. */
@@ -65,6 +68,8 @@ export class KvSlab {
   readonly #kv: KvData[];
   readonly #rows: (SlabSession | null)[];
   readonly #rowSize: number;
+  /** Staging buffers for gathered passes, one per layer key/value, grown as needed and reused. */
+  readonly #staging: KvData[] = [];
   #running = false;
   #disposed = false;
   /** Passes run and rows they carried (including idle rows between requested ones), for the batch-size figures. */
@@ -86,6 +91,14 @@ export class KvSlab {
       kvType === 'float16' ? new Uint16Array(slots * this.#rowSize) : new Float32Array(slots * this.#rowSize),
     );
     this.#rows = new Array<SlabSession | null>(slots).fill(null);
+  }
+
+  #stage(j: number, size: number): KvData {
+    const cur = this.#staging[j];
+    if (cur && cur.length >= size) return cur.subarray(0, size);
+    const next = this.#ctx.config.kvType === 'float16' ? new Uint16Array(size) : new Float32Array(size);
+    this.#staging[j] = next;
+    return next;
   }
 
   /** Sessions holding a row. */
@@ -142,22 +155,36 @@ export class KvSlab {
       n = Math.max(n, it.tokens.length);
     }
     if (n === 0) return items.map(() => []);
+    const cap = this.capacity;
+    const { numKvHeads: h, headDim: d, kvType } = config;
+    // Two ways to lay out the past, chosen per pass by the positions ORT must concatenate and attend over:
+    // the slab rows lo..hi as they are (a view: no copy, but idle rows in between and every row's whole
+    // capacity ride along), or the requested rows' used prefixes gathered into a staging buffer of stride P (one
+    // copy of what is used). The new K/V are written back to the rows either way.
     const rowsOf = [...seen];
     const lo = Math.min(...rowsOf);
     const hi = Math.max(...rowsOf);
-    const k = hi - lo + 1;
-    const cap = this.capacity;
+    const longest = Math.max(...items.map((it) => it.session.length));
+    const P0 = Math.min(cap, Math.ceil(longest / STAGE_ROUND) * STAGE_ROUND);
+    const gather = 2 * items.length * P0 < (hi - lo + 1) * cap;
+    const P = gather ? P0 : cap;
+    /** Slab row of each batch row (−1: idle row of a direct view). */
+    const rowOf = gather
+      ? items.map((it) => it.session.row)
+      : Array.from({ length: hi - lo + 1 }, (_, b) => lo + b);
+    const k = rowOf.length;
     const byRow = new Map<number, BatchItem>(items.map((it) => [it.session.row, it]));
+    const batchIndex = new Map<number, number>(rowOf.map((r, b) => [r, b]));
 
     const ids = new BigInt64Array(k * n);
     const pos = new BigInt64Array(k * n);
-    const mask = new BigInt64Array(k * (cap + n));
+    const mask = new BigInt64Array(k * (P + n));
     for (let b = 0; b < k; b++) {
-      const r = lo + b;
+      const r = rowOf[b];
       const len = this.#rows[r]?.length ?? 0;
       const toks = byRow.get(r)?.tokens ?? [];
-      mask.fill(1n, b * (cap + n), b * (cap + n) + len);
-      mask.fill(1n, b * (cap + n) + cap, (b + 1) * (cap + n));
+      mask.fill(1n, b * (P + n), b * (P + n) + len);
+      mask.fill(1n, b * (P + n) + P, (b + 1) * (P + n));
       for (let i = 0; i < n; i++) {
         // Idle rows and the padding after a row's own tokens feed token 0; causality keeps them out of the
         // real tokens' attention. Their positions are clamped to stay inside the position table.
@@ -169,21 +196,32 @@ export class KvSlab {
     const feeds: Record<string, Tensor> = {
       [layout.inputIds]: new T('int64', ids, [k, n]),
     };
-    if (layout.attentionMask) feeds[layout.attentionMask] = new T('int64', mask, [k, cap + n]);
+    if (layout.attentionMask) feeds[layout.attentionMask] = new T('int64', mask, [k, P + n]);
     if (layout.positionIds) feeds[layout.positionIds] = new T('int64', pos, [k, n]);
     if (layout.numLogitsToKeep) {
       const dims = layout.numLogitsToKeepScalar ? [] : [1];
       feeds[layout.numLogitsToKeep] = new T('int64', BigInt64Array.of(BigInt(n)), dims);
     }
     if (layout.useCacheBranch) feeds[layout.useCacheBranch] = new T('bool', Uint8Array.of(1), [1]);
-    const { numKvHeads: h, headDim: d, kvType } = config;
     for (let i = 0; i < layout.pastKeys.length; i++) {
       for (const [j, name] of [
         [2 * i, layout.pastKeys[i]],
         [2 * i + 1, layout.pastValues[i]],
       ] as const) {
-        const view = this.#kv[j].subarray(lo * this.#rowSize, (hi + 1) * this.#rowSize);
-        feeds[name] = new T(kvType, view, [k, h, cap, d]);
+        let view: KvData;
+        if (gather) {
+          view = this.#stage(j, k * h * P * d);
+          const src = this.#kv[j];
+          for (let b = 0; b < k; b++) {
+            const r = rowOf[b];
+            const len = this.#rows[r]!.length;
+            for (let hh = 0; hh < h; hh++) {
+              const from = (r * h + hh) * cap * d;
+              view.set(src.subarray(from, from + len * d), (b * h + hh) * P * d);
+            }
+          }
+        } else view = this.#kv[j].subarray(lo * this.#rowSize, (hi + 1) * this.#rowSize);
+        feeds[name] = new T(kvType, view, [k, h, P, d]);
       }
     }
     this.#running = true;
@@ -214,7 +252,7 @@ export class KvSlab {
     const rows = logits.dims[2];
     const results = items.map((it) => {
       const s = it.session;
-      const b = s.row - lo;
+      const b = batchIndex.get(s.row)!;
       const m = it.tokens.length;
       const len = s.length;
       for (let j = 0; j < news.length; j++) {

@@ -6,3 +6,5 @@ export { HELP, main } from './cli.js';
 export { parseIceServers } from './flags.js';
 export { Logger } from './log.js';
 export { EdgeMetrics } from './metrics.js';
+export { runLoad } from './drills/load.js';
+export type { LoadReport } from './drills/load.js';

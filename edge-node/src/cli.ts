@@ -52,8 +52,9 @@ Usage:
   dssd token --key KEY [--ttl S]       print a signed join token (for an edge started with --token-key KEY)
   dssd fuzz [--frames N] [--channel-frames N] [--seed S] [--json]
                                        hostile input: mutated frames in-process and over a data channel
-  dssd load [--devices N] [--tokens T] [--json]
-                                       N concurrent devices against an edge of its own (default 16)
+  dssd load [--devices N] [--tokens T] [--batch] [--mode dssd|ar] [--seconds S] [--runs R] [--json]
+                                       N concurrent devices against an edge of its own (default 16); --batch:
+                                       batched verification; --seconds: steady state; --runs: median run
   dssd drill [--tokens T]              attacks on an edge of its own while a greedy device runs; one JSON line
 
 serve options:

@@ -332,6 +332,7 @@ export async function loadCommand(argv: string[]): Promise<void> {
       batch: { type: 'boolean' },
       mode: { type: 'string' },
       runs: { type: 'string' },
+      seconds: { type: 'string' },
     },
   });
   const mode = v.mode ?? 'dssd';
@@ -344,6 +345,7 @@ export async function loadCommand(argv: string[]): Promise<void> {
         maxNewTokens: num(v.tokens, 'tokens', 32, true),
         batch: v.batch,
         mode,
+        durationS: v.seconds === undefined ? undefined : num(v.seconds, 'seconds', 20),
         log: (m) => process.stderr.write(m + '\n'),
       }),
     );

@@ -1,19 +1,25 @@
 /**
  * Micro-benchmark (issue 17): one batched target pass for N sessions with histories spread over [50, 400] against
  * N separate passes, γ + 1 = 5 new tokens each (a verify round). Prints one JSON line; per session-round ms and the
- * ratio separate / batched (target ≥ 1.5). `-- --sessions 32 --reps 20` (defaults); each rep rolls both back.
+ * ratio separate / batched (target ≥ 1.5). `-- --sessions 32 --reps 20 --threads 1` (defaults; separate
+ * passes always use one thread, so --threads 2 is not like for like); each rep rolls both back.
  */
 import { parseArgs } from 'node:util';
 import { DEFAULT_MODEL_DIRS, loadNodeModel } from '../src/node.js';
 
 const { values: v } = parseArgs({
-  options: { sessions: { type: 'string', default: '32' }, reps: { type: 'string', default: '20' } },
+  options: {
+    sessions: { type: 'string', default: '32' },
+    reps: { type: 'string', default: '20' },
+    threads: { type: 'string', default: '1' },
+  },
 });
 const N = Number(v.sessions);
 const reps = Number(v.reps);
 const K = 5;
 const m = await loadNodeModel(DEFAULT_MODEL_DIRS.target);
-const slab = await m.createSlab(N);
+const threads = Number(v.threads);
+const slab = await m.createSlab(N, { threads });
 const hist = Array.from({ length: N }, (_, i) => 50 + Math.round((350 * i) / Math.max(1, N - 1)));
 const ids = (s: number, n: number) => Array.from({ length: n }, (_, j) => (s * 131 + j * 17 + 3) % 4000);
 const singles = hist.map(() => m.createSession());
@@ -44,6 +50,7 @@ console.log(
     sessions: N,
     histories: [hist[0], hist[N - 1]],
     newTokens: K,
+    batchedThreads: threads,
     reps,
     separateMsPerSessionRound: +(s / N).toFixed(3),
     batchedMsPerSessionRound: +(b / N).toFixed(3),

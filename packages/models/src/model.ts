@@ -177,7 +177,7 @@ export class LanguageModel {
   /** tokenizer_config.json's chat template; null for a plain continuation model. */
   readonly chatTemplate: ChatTemplate | null;
   readonly #ctx: SessionContext;
-  readonly #batchGraph: (() => Promise<BatchGraph>) | null;
+  readonly #batchGraph: ((threads?: number) => Promise<BatchGraph>) | null;
   #batch: Promise<BatchGraph> | null = null;
   #disposed = false;
 
@@ -190,7 +190,7 @@ export class LanguageModel {
     config: ModelConfig,
     tokenizer: TextTokenizer,
     chatTemplate: ChatTemplate | null = null,
-    batchGraph: (() => Promise<BatchGraph>) | null = null,
+    batchGraph: ((threads?: number) => Promise<BatchGraph>) | null = null,
   ) {
     this.source = source;
     this.config = config;
@@ -214,9 +214,10 @@ export class LanguageModel {
 
   /**
    * A KV slab of `slots` rows for batched passes (batch.ts). Its ONNX session is the same graph with the
-   * new-position K/V exposed as outputs, created on first use (the weights are loaded a second time).
+   * new-position K/V exposed as outputs, created on first use (the weights are loaded a second time), with
+   * `threads` intra-op threads (a batched pass is wide like a prefill, where a second thread pays off).
    */
-  async createSlab(slots: number): Promise<KvSlab> {
+  async createSlab(slots: number, options: { threads?: number } = {}): Promise<KvSlab> {
     if (this.#disposed)
       throw new ModelError(ModelErrorCode.Disposed, `model ${this.config.name} was disposed`);
     if (!this.#batchGraph)
@@ -224,7 +225,8 @@ export class LanguageModel {
         ModelErrorCode.BadArgument,
         `${this.config.name} was not loaded with its graph bytes`,
       );
-    this.#batch ??= this.#batchGraph().then((g) => this.#probeSlab(g));
+    // One batched session per model: the first call's thread count holds.
+    this.#batch ??= this.#batchGraph(options.threads).then((g) => this.#probeSlab(g));
     const g = await this.#batch;
     return new KvSlab(this.#ctx, g.session, g.newKv, slots);
   }
@@ -545,7 +547,7 @@ export async function loadModel(source: string, options: LoadModelOptions): Prom
       headDim,
       kvType,
     };
-    const batchGraph = async (): Promise<BatchGraph> => {
+    const batchGraph = async (threads?: number): Promise<BatchGraph> => {
       const names = layout.presentKeys.flatMap((k, i) => [k, layout.presentValues[i]]);
       const newKv = newKvTensors(bytes, names, file);
       try {
@@ -553,7 +555,9 @@ export async function loadModel(source: string, options: LoadModelOptions): Prom
           bytes,
           newKv.map((x) => x.name),
         );
-        return { session: await options.ort.InferenceSession.create(patched, sessionOptions), newKv };
+        const opts =
+          threads === undefined ? sessionOptions : { ...sessionOptions, intraOpNumThreads: threads };
+        return { session: await options.ort.InferenceSession.create(patched, opts), newKv };
       } catch (e) {
         throw new ModelError(
           ModelErrorCode.LoadFailed,

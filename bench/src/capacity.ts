@@ -16,7 +16,13 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { BATCH_COST_PRESETS, BatchScheduler, type BatchBackend, type LmSession } from '@dssd/protocol';
+import {
+  BATCH_COST_PRESETS,
+  BatchScheduler,
+  batchCostMs,
+  type BatchBackend,
+  type LmSession,
+} from '@dssd/protocol';
 import { runLoad } from '@dssd/edge-node';
 import { capacityPlot, type CapacityPoint } from './plots.js';
 import { renderSvg } from './render.js';
@@ -278,6 +284,29 @@ export function capacitySection(
       '(flash) / below 64 (masked).',
     '',
   );
+  const E = EMULATED_DEVICE;
+  const perRound = (1 - E.alpha ** (E.gamma + 1)) / (1 - E.alpha);
+  for (const name of Object.keys(BATCH_COST_PRESETS)) {
+    if (!rows.some((r) => r.target.startsWith(name + ' '))) continue;
+    const t = BATCH_COST_PRESETS[name];
+    const eq = [...new Set(rows.map((r) => r.devices))].map(
+      (b) =>
+        `${b} → ${((perRound * batchCostMs(t, b, b)) / batchCostMs(t, b, b * (E.gamma + 1))).toFixed(2)}×`,
+    );
+    out.push(
+      `The ${name} table at EQUAL batch size (B DSSD sessions of γ + 1 = ${E.gamma + 1} tokens and ${perRound.toFixed(2)} ` +
+        `tokens per round against B edge-only sessions of 1 token; a saturated target): ${eq.join(', ')}. The ` +
+        'emulated runs above differ where DSSD passes are not full: stub devices spend γ·draft + RTT between ' +
+        'rounds, so at a given device count a DSSD pass holds fewer sessions than an edge-only pass, and a small ' +
+        'pass costs almost as much as a full one.',
+      '',
+    );
+  }
+  out.push(
+    'Latency columns: DSSD rows time each round from uplink sent to verdict received; edge-only rows time each ' +
+      'target step (EMULATION) or, on the CPU, a turn frame to its first token.',
+    '',
+  );
   for (const p of plots) out.push(`![${p.title}](${p.file})`, '');
   return out.join('\n');
 }
@@ -330,7 +359,7 @@ async function main(): Promise<void> {
   const plots: { file: string; title: string }[] = [];
   for (const t of [...new Set(rows.map((r) => r.target))]) {
     const p = capacityPlot(rows, t, 'DSSD and edge-only decoding, batched and unbatched; points measured');
-    const file = `capacity-${p.name.replace(/^capacity-/, '')}.svg`;
+    const file = `${p.name.toLowerCase().replace(/-+$/, '')}.svg`;
     fs.writeFileSync(path.join(docs, file), await renderSvg(p.spec));
     plots.push({ file, title: p.title });
   }

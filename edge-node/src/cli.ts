@@ -180,6 +180,8 @@ async function serve(argv: string[]): Promise<void> {
   if (!!v['tls-cert'] !== !!v['tls-key']) fail('--tls-cert and --tls-key go together');
   const cost = targetCost(v['target-ms']);
   if (v['batch-cost'] && !v.batch) fail('--batch-cost needs --batch');
+  // A per-session pad would be applied once per session inside one shared pass: batched passes are costed per pass.
+  if (v.batch && cost) fail('--target-ms pads unbatched passes; with --batch use --batch-cost');
   const batch = v.batch ? { cost: batchCost(v['batch-cost']) } : undefined;
   const limits: Partial<EdgeLimits> = {};
   if (v['max-context']) limits.maxContext = num(v['max-context'], 'max-context', 0, true);

@@ -11,7 +11,8 @@
  * acceptance the H200 tables were read with: ≈ 3.2 tokens per round at γ 4). A point whose passes took longer than
  * the emulated time in more than 5% of cases is marked invalid.
  *
- * npm run capacity -- [--devices 1,4,16,32,64,128] [--seconds 20] [--targets cpu,h200-7b] [--no-write]
+ * npm run capacity -- [--devices 1,4,16,32,64,128] [--cpu-devices LIST] [--seconds 20] [--targets cpu,h200-7b]
+ *   [--modes dssd,ar] [--no-write]
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -218,6 +219,19 @@ export function capacitySection(
       'real draft model (the devices share the machine with the edge).',
     '',
   );
+  out.push(
+    '**KV layout.** Measured while choosing it (32 sessions, histories 50–400, 5 new tokens each, default target, ' +
+      'one ORT thread, on the shared 2-core machine): 32 separate passes 123 ms; one pass padded to the longest ' +
+      'history with caches copied in and out 556 ms (0.22×); the same pass fed from caches already in place but ' +
+      'still fetching the present caches 193 ms (0.64×); fetching only the logits 33 ms. onnxruntime-node copies ' +
+      'every present cache into fresh JS memory, so that copy, not the compute, made batches slow. Chosen: one ' +
+      "slab row per session that is never copied, the new positions' K/V exposed as extra graph outputs and " +
+      'written into the row, per pass either the rows as they are or the used prefixes gathered (whichever is ' +
+      'less to concatenate); `npm run bench:batch` re-measures it (2.0–2.25× cheaper per session-round here, ' +
+      "1.6× while other jobs loaded the machine). The Qwen3 stand-in's export derives causality from " +
+      'position_ids, so masked gaps break it: `createSlab` refuses it (BadLayout) and its edge serves unbatched.',
+    '',
+  );
   for (const target of [...new Set(rows.map((r) => r.target))]) {
     const rs = rows.filter((r) => r.target === target);
     out.push(`### ${target}`, '');
@@ -326,6 +340,8 @@ async function main(): Promise<void> {
   const { values: v } = parseArgs({
     options: {
       devices: { type: 'string', default: '1,4,16,32,64,128' },
+      /** Device counts for the real CPU target only (default: --devices). */
+      'cpu-devices': { type: 'string' },
       seconds: { type: 'string', default: '20' },
       targets: { type: 'string', default: 'cpu,h200-7b' },
       modes: { type: 'string', default: 'dssd,ar' },
@@ -333,6 +349,7 @@ async function main(): Promise<void> {
     },
   });
   const devices = v.devices.split(',').map(Number);
+  const cpuDevices = v['cpu-devices'] ? v['cpu-devices'].split(',').map(Number) : devices;
   const seconds = Number(v.seconds);
   const targets = v.targets.split(',');
   const modes = v.modes.split(',') as ('dssd' | 'ar')[];
@@ -343,7 +360,7 @@ async function main(): Promise<void> {
       );
   const rows: CapacityRow[] = [];
   for (const target of targets)
-    for (const n of devices)
+    for (const n of target === 'cpu' ? cpuDevices : devices)
       for (const mode of modes)
         for (const batch of [true, false]) {
           const r =
@@ -353,7 +370,10 @@ async function main(): Promise<void> {
           rows.push(r);
           process.stdout.write(JSON.stringify(r) + '\n');
         }
-  const cmd = `npm run capacity -- --devices ${v.devices} --seconds ${v.seconds} --targets ${v.targets}`;
+  const cmd =
+    `npm run capacity -- --devices ${v.devices}` +
+    (v['cpu-devices'] ? ` --cpu-devices ${v['cpu-devices']}` : '') +
+    ` --seconds ${v.seconds} --targets ${v.targets}`;
   if (v['no-write']) return;
   const docs = path.join(REPO_ROOT, 'docs');
   const plots: { file: string; title: string }[] = [];

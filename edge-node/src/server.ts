@@ -12,7 +12,7 @@ import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import { WebSocketServer } from 'ws';
 import { processLogits, validateSamplingParams, type RoundRules, type SamplingParams } from '@dssd/kernel';
 import { DEFAULT_MODEL_DIRS, loadNodeModel } from '@dssd/models/node';
-import type { LanguageModel, ModelSession, SlabSession } from '@dssd/models';
+import type { KvSlab, LanguageModel, ModelSession, SlabSession } from '@dssd/models';
 import { ReassemblyBudget } from '@dssd/codec';
 import {
   EDGE_NODE_DEFAULTS,
@@ -210,7 +210,7 @@ export class EdgeNode {
   readonly table: SessionTable;
   private idleSweep: ReturnType<typeof setInterval> | undefined;
   /** The batch scheduler and its slab when `batch` is on. */
-  batcher: { scheduler: BatchScheduler<SlabSession>; slab: import('@dssd/models').KvSlab } | null = null;
+  batcher: { scheduler: BatchScheduler<SlabSession>; slab: KvSlab } | null = null;
 
   private constructor(
     readonly model: LanguageModel,

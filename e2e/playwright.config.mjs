@@ -22,7 +22,13 @@ export default defineConfig({
   projects: [
     {
       name: 'chromium',
-      testMatch: ['web.test.mjs', 'ux.test.mjs', 'models-worker.test.mjs', 'kernel-digest.test.mjs'],
+      testMatch: [
+        'web.test.mjs',
+        'ux.test.mjs',
+        'models-worker.test.mjs',
+        'kernel-digest.test.mjs',
+        'standin.test.mjs',
+      ],
       use: {
         browserName: 'chromium',
         viewport: { width: 1200, height: 800 },

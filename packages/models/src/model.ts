@@ -501,9 +501,10 @@ export async function loadModel(source: string, options: LoadModelOptions): Prom
 
 /**
  * Execution providers for a browser: WebGPU first when a real (non-fallback) adapter exists, else WASM only.
- * Software adapters (SwiftShader) are skipped: ORT on them is about 100× slower than WASM.
+ * Software adapters (SwiftShader) are skipped unless `anyAdapter` (an explicit opt-in: tests, or a person who
+ * wants the WebGPU path whatever it costs): ORT on them is far slower than WASM.
  */
-export async function browserExecutionProviders(): Promise<string[]> {
+export async function browserExecutionProviders(options: { anyAdapter?: boolean } = {}): Promise<string[]> {
   const gpu = (globalThis as { navigator?: { gpu?: { requestAdapter(): Promise<unknown> } } }).navigator?.gpu;
   if (!gpu) return ['wasm'];
   try {
@@ -511,7 +512,9 @@ export async function browserExecutionProviders(): Promise<string[]> {
       isFallbackAdapter?: boolean;
       info?: { isFallbackAdapter?: boolean };
     } | null;
-    if (!adapter || adapter.isFallbackAdapter || adapter.info?.isFallbackAdapter) return ['wasm'];
+    if (!adapter) return ['wasm'];
+    if (!options.anyAdapter && (adapter.isFallbackAdapter || adapter.info?.isFallbackAdapter))
+      return ['wasm'];
     return ['webgpu', 'wasm'];
   } catch {
     return ['wasm'];

@@ -38,6 +38,24 @@ export default defineConfig({
         },
       },
     },
+    {
+      // The WebGPU path on Chromium's software adapter (SwiftShader): --enable-unsafe-webgpu, and the GPU process
+      // must not be disabled (no --disable-gpu).
+      name: 'chromium-webgpu',
+      testMatch: ['webgpu.test.mjs'],
+      use: {
+        browserName: 'chromium',
+        viewport: { width: 1200, height: 800 },
+        launchOptions: {
+          executablePath: CHROMIUM,
+          args: [
+            ...CHROMIUM_ARGS.filter((a) => a !== '--disable-gpu'),
+            '--enable-unsafe-webgpu',
+            ...WEBRTC_LOOPBACK_ARGS,
+          ],
+        },
+      },
+    },
     { name: 'firefox', testMatch: ['firefox.test.mjs'] },
   ],
 });

@@ -15,6 +15,7 @@ import {
 } from '@dssd/models';
 import { SessionRng, type SamplingParams } from '@dssd/kernel';
 import type { LmSession, ModelIdentity } from '@dssd/protocol';
+import { identityOf } from '@dssd/protocol/settings';
 import {
   chooseDrafter,
   createWebLlmSession,
@@ -236,13 +237,7 @@ const api = {
     const c = model.config;
     onProgress?.({ phase: 'ready', loaded: 1, total: 1, text: 'ready' });
     return {
-      identity: {
-        tokenizerHash: model.tokenizerHash,
-        vocabSize: c.vocabSize,
-        maxContext: c.maxContext,
-        eosTokenId: c.eosTokenId,
-        name: c.name,
-      },
+      identity: identityOf(model),
       drafter: 'onnx',
       reason:
         `${choice.reason}, ${eps[0]} execution provider` +

@@ -365,6 +365,8 @@ export async function loadModel(source: string, options: LoadModelOptions): Prom
   const tokCfg = tokCfgBytes ? parseJson(tokCfgBytes, 'tokenizer_config.json') : {};
   const tokenizer = new TextTokenizer(tokJson as TokenizerJson, tokCfg);
   const chatTemplate = chatTemplateFrom(tokCfg);
+  const genCfgBytes = await readOptional(loader, source, 'generation_config.json');
+  const genCfg = genCfgBytes ? parseJson(genCfgBytes, 'generation_config.json') : {};
 
   const file = await findModelFile(loader, source, options.modelFile);
   const hint = options.modelFile ? '' : '; pass modelFile to choose another onnx/model*.onnx';
@@ -439,19 +441,26 @@ export async function loadModel(source: string, options: LoadModelOptions): Prom
       );
     }
 
-    const eosRaw = cfg.eos_token_id;
-    let eosTokenIds: number[] = Array.isArray(eosRaw)
-      ? eosRaw.filter((x): x is number => typeof x === 'number')
-      : typeof eosRaw === 'number'
-        ? [eosRaw]
-        : [];
-    if (eosTokenIds.length === 0) {
-      const eosTok = tokCfg.eos_token;
-      const content =
-        typeof eosTok === 'string' ? eosTok : (eosTok as { content?: string } | undefined)?.content;
-      const id = content !== undefined ? tokenizer.tokenToId(content) : undefined;
-      if (id !== undefined) eosTokenIds = [id];
-    }
+    // Every end-of-turn token any of the three files names (config.json first: its first id is eosTokenId).
+    // Chat models often list only <|endoftext|> in config.json and add <|im_end|> in generation_config.json or
+    // tokenizer_config.json; an answer must stop on either.
+    const idsOf = (raw: unknown): number[] =>
+      Array.isArray(raw)
+        ? raw.filter((x): x is number => Number.isInteger(x) && x >= 0)
+        : Number.isInteger(raw) && (raw as number) >= 0
+          ? [raw as number]
+          : [];
+    const eosTok = tokCfg.eos_token;
+    const content =
+      typeof eosTok === 'string' ? eosTok : (eosTok as { content?: string } | undefined)?.content;
+    const tokCfgEos = content !== undefined ? tokenizer.tokenToId(content) : undefined;
+    const eosTokenIds = [
+      ...new Set([
+        ...idsOf(cfg.eos_token_id),
+        ...idsOf(genCfg.eos_token_id),
+        ...(tokCfgEos !== undefined ? [tokCfgEos] : []),
+      ]),
+    ].filter((id) => id < tokenizer.size);
     if (eosTokenIds.length === 0) {
       throw new ModelError(
         ModelErrorCode.BadConfig,

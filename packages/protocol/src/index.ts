@@ -27,6 +27,7 @@ export {
   completeSettings,
   gammaFor,
   identityOf,
+  stopTokens,
   parseSettings,
   parseTargetCost,
   settingsHelp,

@@ -13,7 +13,7 @@ import {
   type SessionRng,
 } from '@dssd/kernel';
 import { ProtocolError, ProtocolErrorCode } from '../errors.js';
-import { PIPELINE, type SessionSettings, type WelcomeBody } from '../settings.js';
+import { PIPELINE, stopTokens, type SessionSettings, type WelcomeBody } from '../settings.js';
 import type { TransportCounters } from '../wire/transport.js';
 import { choosePipeline, type GammaController } from './adaptive.js';
 import type { DeviceOptions, GenerateOptions, TokenOrigin, TurnResult, TurnStats } from './types.js';
@@ -213,9 +213,9 @@ export class TurnRun {
 
   /** Commits tokens; cuts at end-of-sequence and at the token budget. Returns false when the turn is over. */
   private commit(toks: number[], origins: TokenOrigin[]): boolean {
-    const eos = this.s.welcome.model.eosTokenId;
+    const stops = stopTokens(this.s.welcome.model);
     const budget = this.o.maxNewTokens - this.tokens.length;
-    const eosAt = toks.indexOf(eos);
+    const eosAt = toks.findIndex((t) => stops.has(t));
     let n = eosAt >= 0 ? eosAt + 1 : toks.length;
     if (eosAt >= 0 && n <= budget) this.done = 'eos';
     else if (n >= budget) {
@@ -224,7 +224,7 @@ export class TurnRun {
     }
     const kept = toks.slice(0, n);
     this.s.history.push(...kept);
-    const visible = this.done === 'eos' && kept[kept.length - 1] === eos ? kept.slice(0, -1) : kept;
+    const visible = this.done === 'eos' && stops.has(kept[kept.length - 1]) ? kept.slice(0, -1) : kept;
     for (let k = 0; k < visible.length; k++) {
       this.tokens.push(visible[k]);
       this.origins.push(origins[k]);
@@ -452,7 +452,7 @@ export class TurnRun {
     const set = s.settings;
     const drafter = this.i.opts.drafter!;
     const fixed = { block: set.gamma, window: set.window || PIPELINE.windowBlocks * set.gamma };
-    const eos = s.welcome.model.eosTokenId;
+    const stops = stopTokens(s.welcome.model);
     /** Blocks sent and not yet answered, oldest first; their drafts follow the committed history in order. */
     const inflight: {
       round: number;
@@ -508,7 +508,7 @@ export class TurnRun {
           q.push(Q[x]);
           Qs.push(Q);
           feed = [x];
-          if (x === eos) {
+          if (stops.has(x)) {
             endDrafted = true;
             break;
           }

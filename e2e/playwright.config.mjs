@@ -22,13 +22,37 @@ export default defineConfig({
   projects: [
     {
       name: 'chromium',
-      testMatch: ['web.test.mjs', 'ux.test.mjs', 'models-worker.test.mjs', 'kernel-digest.test.mjs'],
+      testMatch: [
+        'web.test.mjs',
+        'ux.test.mjs',
+        'models-worker.test.mjs',
+        'kernel-digest.test.mjs',
+        'standin.test.mjs',
+      ],
       use: {
         browserName: 'chromium',
         viewport: { width: 1200, height: 800 },
         launchOptions: {
           executablePath: CHROMIUM,
           args: [...CHROMIUM_ARGS, ...WEBRTC_LOOPBACK_ARGS],
+        },
+      },
+    },
+    {
+      // The WebGPU path on Chromium's software adapter (SwiftShader): --enable-unsafe-webgpu, and the GPU process
+      // must not be disabled (no --disable-gpu).
+      name: 'chromium-webgpu',
+      testMatch: ['webgpu.test.mjs'],
+      use: {
+        browserName: 'chromium',
+        viewport: { width: 1200, height: 800 },
+        launchOptions: {
+          executablePath: CHROMIUM,
+          args: [
+            ...CHROMIUM_ARGS.filter((a) => a !== '--disable-gpu'),
+            '--enable-unsafe-webgpu',
+            ...WEBRTC_LOOPBACK_ARGS,
+          ],
         },
       },
     },

@@ -433,6 +433,8 @@ export async function loadModel(source: string, options: LoadModelOptions): Prom
   const tokCfg = tokCfgBytes ? parseJson(tokCfgBytes, 'tokenizer_config.json') : {};
   const tokenizer = new TextTokenizer(tokJson as TokenizerJson, tokCfg);
   const chatTemplate = chatTemplateFrom(tokCfg);
+  const genCfgBytes = await readOptional(loader, source, 'generation_config.json');
+  const genCfg = genCfgBytes ? parseJson(genCfgBytes, 'generation_config.json') : {};
 
   const file = await findModelFile(loader, source, options.modelFile);
   const hint = options.modelFile ? '' : '; pass modelFile to choose another onnx/model*.onnx';
@@ -507,19 +509,26 @@ export async function loadModel(source: string, options: LoadModelOptions): Prom
       );
     }
 
-    const eosRaw = cfg.eos_token_id;
-    let eosTokenIds: number[] = Array.isArray(eosRaw)
-      ? eosRaw.filter((x): x is number => typeof x === 'number')
-      : typeof eosRaw === 'number'
-        ? [eosRaw]
-        : [];
-    if (eosTokenIds.length === 0) {
-      const eosTok = tokCfg.eos_token;
-      const content =
-        typeof eosTok === 'string' ? eosTok : (eosTok as { content?: string } | undefined)?.content;
-      const id = content !== undefined ? tokenizer.tokenToId(content) : undefined;
-      if (id !== undefined) eosTokenIds = [id];
-    }
+    // Every end-of-turn token any of the three files names (config.json first: its first id is eosTokenId).
+    // Chat models often list only <|endoftext|> in config.json and add <|im_end|> in generation_config.json or
+    // tokenizer_config.json; an answer must stop on either.
+    const idsOf = (raw: unknown): number[] =>
+      Array.isArray(raw)
+        ? raw.filter((x): x is number => Number.isInteger(x) && x >= 0)
+        : Number.isInteger(raw) && (raw as number) >= 0
+          ? [raw as number]
+          : [];
+    const eosTok = tokCfg.eos_token;
+    const content =
+      typeof eosTok === 'string' ? eosTok : (eosTok as { content?: string } | undefined)?.content;
+    const tokCfgEos = content !== undefined ? tokenizer.tokenToId(content) : undefined;
+    const eosTokenIds = [
+      ...new Set([
+        ...idsOf(cfg.eos_token_id),
+        ...idsOf(genCfg.eos_token_id),
+        ...(tokCfgEos !== undefined ? [tokCfgEos] : []),
+      ]),
+    ].filter((id) => id < tokenizer.size);
     if (eosTokenIds.length === 0) {
       throw new ModelError(
         ModelErrorCode.BadConfig,
@@ -599,9 +608,10 @@ export async function loadModel(source: string, options: LoadModelOptions): Prom
 
 /**
  * Execution providers for a browser: WebGPU first when a real (non-fallback) adapter exists, else WASM only.
- * Software adapters (SwiftShader) are skipped: ORT on them is about 100× slower than WASM.
+ * Software adapters (SwiftShader) are skipped unless `anyAdapter` (an explicit opt-in: tests, or a person who
+ * wants the WebGPU path whatever it costs): ORT on them is far slower than WASM.
  */
-export async function browserExecutionProviders(): Promise<string[]> {
+export async function browserExecutionProviders(options: { anyAdapter?: boolean } = {}): Promise<string[]> {
   const gpu = (globalThis as { navigator?: { gpu?: { requestAdapter(): Promise<unknown> } } }).navigator?.gpu;
   if (!gpu) return ['wasm'];
   try {
@@ -609,7 +619,9 @@ export async function browserExecutionProviders(): Promise<string[]> {
       isFallbackAdapter?: boolean;
       info?: { isFallbackAdapter?: boolean };
     } | null;
-    if (!adapter || adapter.isFallbackAdapter || adapter.info?.isFallbackAdapter) return ['wasm'];
+    if (!adapter) return ['wasm'];
+    if (!options.anyAdapter && (adapter.isFallbackAdapter || adapter.info?.isFallbackAdapter))
+      return ['wasm'];
     return ['webgpu', 'wasm'];
   } catch {
     return ['wasm'];

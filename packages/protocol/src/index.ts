@@ -31,6 +31,7 @@ export {
   completeSettings,
   gammaFor,
   identityOf,
+  stopTokens,
   parseSettings,
   parseTargetCost,
   settingsHelp,

@@ -96,7 +96,7 @@ test('settings per key: the valid part applies, each bad or unknown key is named
   });
   assert.equal(
     describeSettings(DEFAULT_UI_SETTINGS),
-    'dssd · γ 4 · codec auto · temperature 0.8 · top-p 0.95 · seed secret',
+    'dssd · γ 4 · codec candidates · temperature 0.8 · top-p 0.95 · seed secret',
   );
 });
 

@@ -29,6 +29,7 @@ export default defineConfig({
         'kernel-digest.test.mjs',
         'fleet.test.mjs',
         'webrtc-stacks.test.mjs',
+        'standin.test.mjs',
       ],
       use: {
         browserName: 'chromium',
@@ -36,6 +37,24 @@ export default defineConfig({
         launchOptions: {
           executablePath: CHROMIUM,
           args: [...CHROMIUM_ARGS, ...WEBRTC_LOOPBACK_ARGS],
+        },
+      },
+    },
+    {
+      // The WebGPU path on Chromium's software adapter (SwiftShader): --enable-unsafe-webgpu, and the GPU process
+      // must not be disabled (no --disable-gpu).
+      name: 'chromium-webgpu',
+      testMatch: ['webgpu.test.mjs'],
+      use: {
+        browserName: 'chromium',
+        viewport: { width: 1200, height: 800 },
+        launchOptions: {
+          executablePath: CHROMIUM,
+          args: [
+            ...CHROMIUM_ARGS.filter((a) => a !== '--disable-gpu'),
+            '--enable-unsafe-webgpu',
+            ...WEBRTC_LOOPBACK_ARGS,
+          ],
         },
       },
     },

@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadNodeModel } from '@dssd/models/node';
-import { DEFAULT_MODEL_DIRS } from '@dssd/models/node';
+import { DEFAULT_MODEL_DIRS, QWEN_STANDIN_DIRS, qwenStandinMissing } from '@dssd/models/node';
 import { identityOf, parseTargetCost, type TargetCost } from '@dssd/protocol';
 import { REPO_ROOT } from './paths.js';
 import { EMULATED_7B, GRIDS, KERNEL_CELLS, PROFILES, PROMPTS, type Grid, type GridCell } from './grid.js';
@@ -31,6 +31,15 @@ import {
   LO_MTU,
 } from './netns.js';
 import { pooledAdaptiveReport, writeReport } from './report.js';
+import { writeStandinDocs } from './standin-docs.js';
+
+/** The model pairs a run can use: the embedded default pair, or the generated Qwen3-vocabulary stand-in. */
+const PAIRS = {
+  default: { target: DEFAULT_MODEL_DIRS.target, draft: DEFAULT_MODEL_DIRS.draft },
+  // The browser's draft: 4-bit (MatMulNBits), fp16 KV cache; onnxruntime-node runs it on the CPU.
+  'qwen3-standin': { target: QWEN_STANDIN_DIRS.target, draft: QWEN_STANDIN_DIRS.draftQ4 },
+} as const;
+type PairName = keyof typeof PAIRS;
 
 const HELP = `npm run bench -- [options]
 
@@ -56,6 +65,10 @@ const HELP = `npm run bench -- [options]
   --pool A.json,B.json  only the adaptive-γ comparison, pooled over results files of one grid run with
                         different --seed (written next to the first, as <A>-pooled.md)
   --docs                also write docs/benchmarks.md and its plots from this run
+  --pair NAME           the model pair: default, or qwen3-standin (|V| = 151,936, its 4-bit draft; generate it
+                        with \`npm run models:standin\`): runs the standin grid (DSD f32/f16 against DSSD
+                        candidates/auto/f16 on the 10 Mbps-uplink profiles, chat prompts); --docs then writes
+                        its own section of docs/benchmarks.md
   --kernel              only the kernel-shaped subset (ar, dsd-f32, dssd-auto, dssd-candidates at γ 4 on
                         rtt20-10M and rtt20-50M, temperature 1) over real WebRTC with kernel rate shaping in a
                         private network namespace (needs root, ip and tc), plus the same cells simulated
@@ -98,6 +111,7 @@ function parseOptions(argv: string[]) {
       pool: { type: 'string' },
       docs: { type: 'boolean' },
       kernel: { type: 'boolean' },
+      pair: { type: 'string' },
       'no-kernel': { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -131,9 +145,25 @@ interface Plan {
   kernelCells: GridCell[];
 }
 
+function pairOf(v: Options): PairName {
+  const p = v.pair ?? 'default';
+  if (!(p in PAIRS)) throw new Error(`--pair must be one of ${Object.keys(PAIRS).join(', ')}, got ${p}`);
+  return p as PairName;
+}
+
 function makePlan(v: Options): Plan {
   if (v.quick && v.adaptive) throw new Error('--quick and --adaptive pick different grids; give one');
-  const grid: Grid = v.quick ? GRIDS.quick : v.adaptive ? GRIDS.adaptive : GRIDS.default;
+  const standin = pairOf(v) === 'qwen3-standin';
+  // The stand-in has its own grid; the kernel-shaped runs' processes load the default pair only.
+  if (standin && (v.quick || v.adaptive || v.kernel))
+    throw new Error('--pair qwen3-standin runs its own grid: drop --quick, --adaptive and --kernel');
+  const grid: Grid = standin
+    ? GRIDS.standin
+    : v.quick
+      ? GRIDS.quick
+      : v.adaptive
+        ? GRIDS.adaptive
+        : GRIDS.default;
   const emu: TargetCost = v['target-ms'] ? parseTargetCost(v['target-ms']) : EMULATED_7B;
   const targetMode = v.target ?? 'both';
   if (!['cpu', 'emulated', 'both'].includes(targetMode)) throw new Error('--target is cpu, emulated or both');
@@ -183,7 +213,8 @@ function makePlan(v: Options): Plan {
 
 function resultsPath(v: Options): string {
   const date = new Date().toISOString().slice(0, 10);
-  const name = `${date}${v.quick ? '-quick' : ''}${v.adaptive ? '-adaptive' : ''}${v.kernel ? '-kernel' : ''}.json`;
+  const pair = pairOf(v) === 'default' ? '' : `-${pairOf(v)}`;
+  const name = `${date}${pair}${v.quick ? '-quick' : ''}${v.adaptive ? '-adaptive' : ''}${v.kernel ? '-kernel' : ''}.json`;
   return path.resolve(v.out ?? path.join(REPO_ROOT, 'bench/results', name));
 }
 
@@ -406,7 +437,7 @@ async function main(argv: string[]): Promise<void> {
   const results = loadResults(out, !!v.fresh);
   if (v['report-only']) {
     saveResults(results, out);
-    return finish(results, out, !!v.docs);
+    return finish(results, out, !!v.docs, pairOf(v));
   }
   const command = `npm run bench${argv.length ? ' -- ' + argv.join(' ') : ''}`;
   const subset = describeSubset(v, plan, command);
@@ -417,11 +448,21 @@ async function main(argv: string[]): Promise<void> {
       `${plan.targets.some((t) => t) ? `; target cost emulation ${plan.emu.a} ms + ${plan.emu.b} ms/token` : ''}\n`,
   );
   const t0 = Date.now();
+  const pair = pairOf(v);
+  if (pair === 'qwen3-standin') {
+    const missing = qwenStandinMissing();
+    if (missing) throw new Error(missing);
+  }
   const models: Models = {
-    target: await loadNodeModel(DEFAULT_MODEL_DIRS.target),
-    draft: await loadNodeModel(DEFAULT_MODEL_DIRS.draft),
+    target: await loadNodeModel(PAIRS[pair].target),
+    draft: await loadNodeModel(PAIRS[pair].draft),
   };
-  const prompts = PROMPTS.slice(0, plan.nPrompts).map((p) => models.target.tokenizer.encode(p));
+  // A chat model answers user turns: each prompt becomes one, rendered with the model's template.
+  const chat = models.target.chatTemplate;
+  const prompts = PROMPTS.slice(0, plan.nPrompts).map((p) =>
+    models.target.tokenizer.encode(chat ? chat.render([{ role: 'user', content: p }]) : p),
+  );
+  results.meta.pair = pair;
   results.meta.models = { target: identityOf(models.target), draft: identityOf(models.draft) };
   const warmSpec: RunSpec = {
     method: METHODS.ar,
@@ -446,12 +487,15 @@ async function main(argv: string[]): Promise<void> {
   results.meta.finished = new Date().toISOString();
   results.meta.elapsedS = Math.round((Date.now() - t0) / 1000);
   saveResults(results, out);
-  await finish(results, out, !!v.docs);
+  await finish(results, out, !!v.docs, pair);
 }
 
-async function finish(results: ResultsFile, out: string, docs: boolean): Promise<void> {
-  const summary = await writeReport(results, out, docs);
+async function finish(results: ResultsFile, out: string, docs: boolean, pair: PairName): Promise<void> {
+  // The stand-in's rows get their own section of docs/benchmarks.md; the generated part stays the default pair's.
+  const summary = await writeReport(results, out, docs && pair === 'default');
   process.stdout.write('\n' + summary + '\n');
+  if (docs && pair === 'qwen3-standin')
+    process.stdout.write(`  docs: ${writeStandinDocs(results.rows, results.meta, out)}\n`);
 }
 
 main(process.argv.slice(2)).then(

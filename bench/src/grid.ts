@@ -112,7 +112,12 @@ export const KERNEL_CELLS: GridCell[] = ['rtt20-10M', 'rtt20-50M'].flatMap((prof
   })),
 );
 
-export const GRIDS: Record<'quick' | 'default' | 'adaptive', Grid> = {
+/** The uplink-bound methods at |V| = 151,936: DSD's f32/f16 uplinks against DSSD's exact and f16 downlinks. */
+const STANDIN_METHODS = ['ar', 'dsd-f32', 'dsd-f16', 'dssd-candidates', 'dssd-auto', 'dssd-f16'];
+/** The 10 Mbps-uplink profiles: symmetric 20 ms, and mobile (10 up / 50 down, 40 ms). */
+export const STANDIN_PROFILES = ['rtt20-10M', 'mobile-10/50'];
+
+export const GRIDS: Record<'quick' | 'default' | 'adaptive' | 'standin', Grid> = {
   quick: {
     name: 'quick',
     description:
@@ -152,6 +157,26 @@ export const GRIDS: Record<'quick' | 'default' | 'adaptive', Grid> = {
     kernelCells: KERNEL_CELLS,
     targets: [null, EMULATED_7B],
     prompts: 2,
+    maxNewTokens: 64,
+  },
+  standin: {
+    name: 'standin',
+    description:
+      'the Qwen3-vocabulary stand-in pair (|V| = 151,936; its 4-bit draft): ar, dsd-f32, dsd-f16, dssd-candidates, ' +
+      'dssd-auto and dssd-f16 at γ 4 on the 10 Mbps-uplink profiles (rtt20-10M, mobile-10/50), temperature 1, both ' +
+      'target modes; 4 chat prompts × 64 tokens per run',
+    cells: STANDIN_PROFILES.flatMap((profile) =>
+      STANDIN_METHODS.map((method) => ({
+        method,
+        gamma: method === 'ar' ? 0 : HEADLINE_GAMMA,
+        profile,
+        setting: 't1' as const,
+        part: 'methods' as const,
+      })),
+    ),
+    kernelCells: [],
+    targets: [null, EMULATED_7B],
+    prompts: 4,
     maxNewTokens: 64,
   },
   adaptive: {

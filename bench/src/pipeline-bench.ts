@@ -36,7 +36,7 @@ interface Result {
 const HELP = `npm run bench:pipeline -- [options]
   --prompts N       prompts per cell (default 16)
   --tokens N        new tokens per prompt (default 128)
-  --quick           2 prompts × 32 tokens, the headline cell only (a smoke run)
+  --quick           the headline cell only; 2 prompts × 32 tokens unless given (a smoke run: docs untouched)
   --report-only F   rebuild the report and plots from results file F
   --out F           results file (default bench/results/<date>-pipelined.json)
 `;
@@ -64,6 +64,8 @@ const isHeadline = (c: Cell) =>
   c.draftMs === HEADLINE.draftMs && c.target === HEADLINE.target && c.profile === HEADLINE.profile;
 const cellName = (c: Cell) => `${c.draftMs} ms / ${c.target} / RTT ${PROFILES[c.profile].rttMs}`;
 const tps = (m: Measurement) => (1000 * m.generatedTokens) / m.wallMs;
+/** ms per draft, wasted ones included (verified drafts alone would charge the waste's time to fewer tokens). */
+const msPerDraft = (m: Measurement) => m.draftMs / Math.max(1, m.draftSteps);
 
 /** α by maximum likelihood from a serial run: accepted drafts over accepted drafts plus rejections. */
 function alphaOf(m: Measurement): number {
@@ -80,7 +82,7 @@ function predict(serial: Result): { pipelined: (g: number) => number; serial: (g
   const rounds = Math.max(1, m.rounds);
   const base = {
     alpha: alphaOf(m),
-    draftMs: m.draftMs / Math.max(1, m.draftedTokens),
+    draftMs: msPerDraft(m),
     passMs,
     // The round trip plus the mean serialisation time of a round's frames on the link.
     rttMs:
@@ -174,7 +176,7 @@ function reason(s: CellSummary): string {
   const arMs = 1000 / tps(s.ar.m);
   const wasted = m.wastedDrafts / Math.max(1, m.generatedTokens);
   // The window keeps the device drafting for W·t_draft while a verdict is on its way (RTT + one pass).
-  const tDraft = m.draftMs / Math.max(1, m.draftedTokens);
+  const tDraft = msPerDraft(m);
   const windowMs = PIPELINE.windowBlocks * g * tDraft;
   const latencyMs = PROFILES[s.cell.profile].rttMs + s.serial.m.edgePassMedianMs;
   const beats = tps(m) > tps(s.ar.m);
@@ -196,7 +198,7 @@ function table(head: string[], rows: (string | number)[][]): string {
   ].join('\n');
 }
 
-async function writeReport(results: Result[], jsonPath: string): Promise<string> {
+async function writeReport(results: Result[], jsonPath: string, docs = true): Promise<string> {
   const sums = summarise(results);
   const base = jsonPath.replace(/\.json$/, '');
   const rel = (p: string) => path.relative(REPO_ROOT, p);
@@ -208,7 +210,7 @@ async function writeReport(results: Result[], jsonPath: string): Promise<string>
       `(h200-32b = ${TARGET_COST_PRESETS['h200-32b'].a} ms + ${TARGET_COST_PRESETS['h200-32b'].b} ms/token, edge-7b = ${TARGET_COST_PRESETS['edge-7b'].a} ms + ${TARGET_COST_PRESETS['edge-7b'].b} ms/token), ` +
       `simulated links, the default pair, ${results[0]?.m.perPromptTokens.length ?? 0} prompts × ${results[0] ? Math.max(...results[0].m.perPromptTokens) : 0} tokens per row. ` +
       `Each DSSD mode at its best γ (swept over ${SWEEP.join(', ')} in the headline cell, γ ${GAMMA} elsewhere). The model predicts from α and costs measured in the serial run. ` +
-      `The sleeps that emulate costs overshoot when the machine is busy: the effective draft cost per drafted token is in the table (nominal: the cell's draft ms).`,
+      `A pad's overshoot (a late timer) is carried into the next pads; the effective cost per draft, wasted drafts included, is in the table (nominal: the cell's draft ms).`,
     '',
   );
   if (head) {
@@ -229,7 +231,7 @@ async function writeReport(results: Result[], jsonPath: string): Promise<string>
         'pipelined / serial',
         'pipelined / ar',
         'wasted drafts / token',
-        'draft ms / drafted token (effective)',
+        'draft ms / draft (effective)',
         'edge passes / token (serial, pipelined)',
         'measured / model (pipelined, serial)',
       ],
@@ -242,7 +244,7 @@ async function writeReport(results: Result[], jsonPath: string): Promise<string>
         `×${(tps(s.pipelined.m) / tps(s.serial.m)).toFixed(2)}`,
         `×${(tps(s.pipelined.m) / tps(s.ar.m)).toFixed(2)}`,
         (s.pipelined.m.wastedDrafts / s.pipelined.m.generatedTokens).toFixed(2),
-        (s.pipelined.m.draftMs / Math.max(1, s.pipelined.m.draftedTokens)).toFixed(1),
+        msPerDraft(s.pipelined.m).toFixed(1),
         `${(s.serial.m.llmForwardPasses / s.serial.m.generatedTokens).toFixed(2)}, ${(s.pipelined.m.llmForwardPasses / s.pipelined.m.generatedTokens).toFixed(2)}`,
         `${(tps(s.pipelined.m) / s.modelPipelined).toFixed(2)}, ${(tps(s.serial.m) / s.modelSerial).toFixed(2)}`,
       ]),
@@ -287,9 +289,10 @@ async function writeReport(results: Result[], jsonPath: string): Promise<string>
   lines.push(`Results: \`${rel(jsonPath)}\`; command: \`npm run bench:pipeline\`.`);
   const md = lines.join('\n');
   fs.writeFileSync(`${base}.md`, `# Pipelined drafting (EMULATED costs)\n\n${md}\n`);
+  if (!docs) return md;
   // The section of docs/benchmarks.md above its generated part, between markers, replaced in place.
-  const docs = path.join(REPO_ROOT, 'docs/benchmarks.md');
-  const text = fs.readFileSync(docs, 'utf8');
+  const docsFile = path.join(REPO_ROOT, 'docs/benchmarks.md');
+  const text = fs.readFileSync(docsFile, 'utf8');
   const [start, end] = ['<!-- pipelined:start -->', '<!-- pipelined:end -->'];
   const section = `${start}\n\n## Pipelined drafting\n\n${md}\n\n${end}`;
   const a = text.indexOf(start);
@@ -298,7 +301,7 @@ async function writeReport(results: Result[], jsonPath: string): Promise<string>
     a >= 0 && b > a
       ? text.slice(0, a) + section + text.slice(b + end.length)
       : insertBeforeGenerated(text, section);
-  fs.writeFileSync(docs, next);
+  fs.writeFileSync(docsFile, next);
   return md;
 }
 
@@ -343,7 +346,9 @@ async function main(): Promise<void> {
   );
   const results = await runAll(o);
   fs.writeFileSync(out, JSON.stringify(results) + '\n');
-  process.stdout.write((await writeReport(results, out)) + '\n');
+  // A smoke run (--quick at its own size) never replaces the committed section of docs/benchmarks.md.
+  const smoke = quick && v.prompts === undefined && v.tokens === undefined;
+  process.stdout.write((await writeReport(results, out, !smoke)) + '\n');
 }
 
 main().catch((e: unknown) => {

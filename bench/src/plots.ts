@@ -376,3 +376,40 @@ export function pipelinedPlot(points: PipelinePoint[], setting: string): Plot {
     }),
   };
 }
+
+/** One capacity point (capacity.ts): tokens/s in total against devices, per method and target. */
+export interface CapacityPoint {
+  devices: number;
+  method: string;
+  target: string;
+  totalTokensPerSecond: number;
+  perDeviceTokensPerSecond: number;
+  valid: boolean;
+}
+
+/** Capacity per target: total tokens/s (log) against devices (log), DSSD and edge-only, batched and not. */
+export function capacityPlot(points: CapacityPoint[], target: string, subtitle: string): Plot {
+  const data = points.filter((p) => p.target === target && p.valid);
+  return {
+    name: `capacity-${target.replace(/[^\w-]+/g, '-')}`,
+    title: `Edge capacity, ${target}: total tokens/s against devices`,
+    spec: chart({
+      title: title(`Edge capacity: ${target}`, subtitle),
+      data: { values: data },
+      width: PANEL_WIDTH,
+      height: 300,
+      mark: { type: 'line', point: { filled: true, size: 60 } },
+      encoding: {
+        x: { field: 'devices', type: 'quantitative', scale: { type: 'log', base: 2 }, title: 'devices' },
+        y: {
+          field: 'totalTokensPerSecond',
+          type: 'quantitative',
+          scale: { type: 'log', domain: logDomain(data.map((d) => d.totalTokensPerSecond)) },
+          title: 'tokens/s, all devices (measured)',
+        },
+        color: { field: 'method', type: 'nominal', title: null },
+        shape: { field: 'method', type: 'nominal', title: null },
+      },
+    }),
+  };
+}

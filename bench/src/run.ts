@@ -96,6 +96,8 @@ export interface Measurement {
   messagesUp: number;
   messagesDown: number;
   draftMs: number;
+  /** Tokens drafted, verified or wasted (draftMs / draftSteps: the cost of one draft). */
+  draftSteps: number;
   draftedTokens: number;
   /** Edge target passes: median ms (verify pass, or one AR step) including any emulation padding. */
   edgePassMedianMs: number;
@@ -211,6 +213,7 @@ export async function runSpecWith(
     messagesUp: 0,
     messagesDown: 0,
     draftMs: 0,
+    draftSteps: 0,
     draftedTokens: 0,
     edgePassMedianMs: 0,
     edgePassTokens: 0,
@@ -236,6 +239,7 @@ export async function runSpecWith(
     out.messagesUp += s.messagesUp;
     out.messagesDown += s.messagesDown;
     out.draftMs += s.draftMs;
+    out.draftSteps += s.draftSteps;
     out.draftedTokens += s.draftedTokens;
     out.rejectRounds += s.resampledTokens;
     out.fallbacks += s.fallbacks;

@@ -2,6 +2,7 @@ import test from 'node:test';
 import assert from 'node:assert/strict';
 import { pairedRatioInterval } from '../src/report.js';
 import type { Row } from '../src/rows.js';
+import { standinSection } from '../src/standin-docs.js';
 
 const row = (tokens: number[], wallMs: number[]) =>
   ({ perPromptTokens: tokens, perPromptWallMs: wallMs }) as unknown as Row;
@@ -94,4 +95,38 @@ test('pooling replicates: per-prompt figures concatenate, the ratio is of pooled
   assert.equal(cells[2], '8'); // best fixed γ
   assert.equal(cells[5], '1.000'); // pooled adaptive / best
   assert.equal(fs.readFileSync(path.join(dir, 'a-pooled.md'), 'utf8'), md);
+});
+
+test('stand-in section: every row, and the fastest exact DSSD row against each DSD precision per cell', () => {
+  const r = (method: string, mode: string, tps: number, up: number, lossy = false) =>
+    ({
+      method,
+      mode,
+      lossy,
+      gamma: mode === 'ar' ? 0 : 4,
+      target: 'cpu',
+      profile: 'rtt20-10M',
+      tokensPerSecond: tps,
+      speedupVsAr: tps / 100,
+      uplinkBytesPerToken: up,
+      downlinkBytesPerToken: 10,
+      alpha: 0.5,
+    }) as unknown as Row;
+  const rows = [
+    r('ar', 'ar', 100, 10),
+    r('dsd-f32', 'dsd', 1, 1_062_495),
+    r('dsd-f16', 'dsd', 2, 531_265, true),
+    r('dssd-candidates', 'dssd', 27, 51),
+    r('dssd-f16', 'dssd', 40, 43, true), // lossy: never the headline
+  ];
+  const md = standinSection(
+    rows,
+    { command: 'npm run bench -- --pair qwen3-standin', prompts: [1], maxNewTokens: 8 },
+    '/x.json',
+  );
+  assert.equal(md.split('\n').filter((l) => l.startsWith('| cpu |')).length, 5);
+  assert.match(
+    md,
+    /dssd-candidates 27\.0 tok\/s \(uplink 51 B\/token\) vs dsd-f16 \(lossy\) 2\.0 tok\/s.*\*\*×13\.5\*\*; vs dsd-f32 1\.0 tok\/s.*\*\*×27\.0\*\*/,
+  );
 });

@@ -14,6 +14,8 @@ import {
   SETTING_SPECS,
   TARGET_COST_PRESETS,
   WEBRTC_STACKS,
+  BATCH_COST_PRESETS,
+  BATCH_DEFAULTS,
   settingsHelp,
   type DownlinkCodec,
   type EdgeLimits,
@@ -25,6 +27,7 @@ import { EdgeNode, EdgeStartError } from './server.js';
 import { Logger, type LogLevel } from './log.js';
 import { connectNodeDevice } from './device/node.js';
 import {
+  batchCost,
   deviceFlags,
   deviceSettings,
   fail,
@@ -51,8 +54,9 @@ Usage:
   dssd token --key KEY [--ttl S]       print a signed join token (for an edge started with --token-key KEY)
   dssd fuzz [--frames N] [--channel-frames N] [--seed S] [--json]
                                        hostile input: mutated frames in-process and over a data channel
-  dssd load [--devices N] [--tokens T] [--webrtc STACK] [--json]
-                                       N concurrent devices against an edge of its own (default 16)
+  dssd load [--devices N] [--tokens T] [--batch] [--mode dssd|ar] [--seconds S] [--runs R] [--webrtc STACK]
+            [--json]                   N concurrent devices against an edge of its own (default 16); --batch:
+                                       batched verification; --seconds: steady state; --runs: median run
   dssd drill [--tokens T]              attacks on an edge of its own while a greedy device runs; one JSON line
   dssd nginx-config --upstream HOST:PORT,… [--listen PORT] [--server-name NAME]
                                        nginx in front of a fleet of edge processes (README: "A fleet")
@@ -80,6 +84,10 @@ serve options:
                            (${Object.entries(TARGET_COST_PRESETS)
                              .map(([k, v]) => `${k} = ${v.a},${v.b}`)
                              .join('; ')})
+  --batch                batched verification: all sessions' target passes (and edge-only steps) in one
+                           continuous-batching queue, up to ${BATCH_DEFAULTS.tokenBudget} tokens a pass (slower graphs refused)
+  --batch-cost NAME      EMULATION with --batch: pad each batched pass to T(B, tokens) from an H200 table
+                           (${Object.keys(BATCH_COST_PRESETS).join(', ')})
   --log-level LEVEL      debug|info|warn|error|silent (default info)
 
 access (devices pass the credential as --token, the page's ?token=, or the widget's token attribute):
@@ -150,6 +158,8 @@ async function serve(argv: string[]): Promise<void> {
       'tls-cert': { type: 'string' },
       'tls-key': { type: 'string' },
       'target-ms': { type: 'string' },
+      batch: { type: 'boolean' },
+      'batch-cost': { type: 'string' },
       'log-level': { type: 'string' },
       secret: { type: 'string' },
       'token-key': { type: 'string' },
@@ -180,6 +190,10 @@ async function serve(argv: string[]): Promise<void> {
     fail('--log-level must be debug|info|warn|error|silent');
   if (!!v['tls-cert'] !== !!v['tls-key']) fail('--tls-cert and --tls-key go together');
   const cost = targetCost(v['target-ms']);
+  if (v['batch-cost'] && !v.batch) fail('--batch-cost needs --batch');
+  // A per-session pad would be applied once per session inside one shared pass: batched passes are costed per pass.
+  if (v.batch && cost) fail('--target-ms pads unbatched passes; with --batch use --batch-cost');
+  const batch = v.batch ? { cost: batchCost(v['batch-cost']) } : undefined;
   const limits: Partial<EdgeLimits> = {};
   if (v['max-context']) limits.maxContext = num(v['max-context'], 'max-context', 0, true);
   if (v['max-gamma']) {
@@ -249,6 +263,7 @@ async function serve(argv: string[]): Promise<void> {
     webrtc: webrtcStack(v.webrtc),
     tls: v['tls-cert'] ? { cert: v['tls-cert'], key: v['tls-key']! } : undefined,
     targetCost: cost,
+    batch,
     log,
   });
   log.info('edge node ready', {
@@ -257,6 +272,9 @@ async function serve(argv: string[]): Promise<void> {
     model: node.model.config.name,
     vocabSize: node.model.config.vocabSize,
     ...(cost ? { emulatedTargetMs: cost, emulation: true } : {}),
+    ...(batch
+      ? { batch: true, ...(batch.cost ? { emulatedBatchCost: batch.cost.label, emulation: true } : {}) }
+      : {}),
   });
   process.stdout.write(
     `\n  dssd edge node serving ${node.model.config.name}\n  Open ${node.url} in a browser.\n\n`,

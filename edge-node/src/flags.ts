@@ -5,6 +5,8 @@ import {
   WEBRTC_STACKS,
   parseSettings,
   parseTargetCost,
+  parseBatchCost,
+  type BatchCostTable,
   toSessionSettings,
   type TargetCost,
   type WebrtcStack,
@@ -105,5 +107,15 @@ export function targetCost(v: string | undefined): TargetCost | undefined {
     return parseTargetCost(v);
   } catch (e) {
     return fail(`--target-ms: ${(e as Error).message}`);
+  }
+}
+
+/** --batch-cost: a batched cost table preset (EMULATION). */
+export function batchCost(v: string | undefined): BatchCostTable | undefined {
+  if (v === undefined) return undefined;
+  try {
+    return parseBatchCost(v);
+  } catch (e) {
+    return fail(`--batch-cost: ${(e as Error).message}`);
   }
 }

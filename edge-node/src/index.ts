@@ -9,3 +9,5 @@ export type { NginxFleetOptions } from './fleet.js';
 export { parseIceServers } from './flags.js';
 export { Logger } from './log.js';
 export { EdgeMetrics } from './metrics.js';
+export { runLoad } from './drills/load.js';
+export type { LoadReport } from './drills/load.js';

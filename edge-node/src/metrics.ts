@@ -1,5 +1,5 @@
 /** Prometheus text exposition of the edge's counters (vLLM's spec-decode definitions). */
-import type { EdgeSessionMetrics } from '@dssd/protocol';
+import type { BatchStats, EdgeSessionMetrics } from '@dssd/protocol';
 
 const BUCKETS_MS = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000];
 
@@ -150,4 +150,20 @@ export class EdgeMetrics {
     lines.push(...this.arStep.render('dssd_ar_step_latency_seconds', 'Edge-only decoding step latency.'));
     return lines.join('\n') + '\n';
   }
+}
+
+/** The batch scheduler's counters (`--batch`), appended to /metrics. */
+export function renderBatchMetrics(b: BatchStats): string {
+  const lines: string[] = [];
+  const c = (name: string, help: string, v: number) =>
+    lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} counter`, `${name} ${v}`);
+  c('dssd_batch_passes_total', 'Batched target passes run.', b.passes);
+  c('dssd_batch_items_total', 'Session requests served by batched passes.', b.items);
+  c('dssd_batch_tokens_total', 'New tokens scored by batched passes.', b.tokens);
+  c(
+    'dssd_batch_overruns_total',
+    'EMULATED passes whose real work took longer than the emulated time.',
+    b.overruns,
+  );
+  return lines.join('\n') + '\n';
 }

@@ -12,7 +12,7 @@ import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import { WebSocketServer } from 'ws';
 import { processLogits, validateSamplingParams, type RoundRules, type SamplingParams } from '@dssd/kernel';
 import { DEFAULT_MODEL_DIRS, loadNodeModel } from '@dssd/models/node';
-import type { LanguageModel, ModelSession } from '@dssd/models';
+import type { KvSlab, LanguageModel, ModelSession, SlabSession } from '@dssd/models';
 import { ReassemblyBudget } from '@dssd/codec';
 import { nodeWebrtc } from '@dssd/protocol/node';
 import {
@@ -32,10 +32,13 @@ import {
   type EdgeLimits,
   type TargetCost,
   type WebrtcStack,
+  BatchScheduler,
+  type BatchCostTable,
+  type LmSession,
 } from '@dssd/protocol';
 import { acceptPeer } from './signaling.js';
 import { AccessPolicy, KeyedRate, issueJoinToken, type AccessConfig } from './access.js';
-import { EdgeMetrics } from './metrics.js';
+import { EdgeMetrics, renderBatchMetrics } from './metrics.js';
 import { Logger } from './log.js';
 
 const require = createRequire(import.meta.url);
@@ -90,12 +93,20 @@ export interface EdgeNodeOptions {
   rules?: RoundRules;
   /** Reuse an already loaded target (tests, benchmarks). */
   model?: LanguageModel;
+  /**
+   * Batched verification (`--batch`): every session's target passes join one continuous-batching queue over a KV
+   * slab (one row per live or held session). `cost` is an EMULATED batched GPU cost (`--batch-cost`).
+   */
+  batch?: { tokenBudget?: number; cost?: BatchCostTable };
 }
+
+/** A session's target as the edge holds it: a ModelSession, or a slab row behind the batch scheduler. */
+type Target = LmSession & { dispose(): void };
 
 interface Live {
   edge: EdgeSession;
   transport: FrameTransport;
-  target: ModelSession | null;
+  target: Target | null;
 }
 
 /** Why the edge could not start (a busy port, a bad address), for a one-line message. */
@@ -204,6 +215,8 @@ export class EdgeNode {
   /** Live and recently lost sessions, for resumption. */
   readonly table: SessionTable;
   private idleSweep: ReturnType<typeof setInterval> | undefined;
+  /** The batch scheduler and its slab when `batch` is on. */
+  batcher: { scheduler: BatchScheduler<SlabSession>; slab: KvSlab } | null = null;
 
   private constructor(
     readonly model: LanguageModel,
@@ -215,7 +228,7 @@ export class EdgeNode {
     const N = EDGE_NODE_DEFAULTS;
     this.table = new SessionTable(
       opts.resumeHoldMs ?? N.resumeHoldS * 1000,
-      (t) => (t as ModelSession).dispose(),
+      (t) => (t as Target).dispose(),
       opts.maxHeld ?? N.maxHeld,
     );
     this.budget = new ReassemblyBudget(opts.reassemblyBudgetBytes ?? N.reassemblyBudgetBytes);
@@ -233,6 +246,11 @@ export class EdgeNode {
   static async start(opts: EdgeNodeOptions = {}): Promise<EdgeNode> {
     const model = opts.model ?? (await loadNodeModel(opts.modelDir ?? DEFAULT_MODEL_DIRS.target));
     const node = new EdgeNode(model, opts);
+    if (opts.batch) {
+      const N = EDGE_NODE_DEFAULTS;
+      const slab = await model.createSlab((opts.maxSessions ?? N.maxSessions) + (opts.maxHeld ?? N.maxHeld));
+      node.batcher = { slab, scheduler: new BatchScheduler(slab, opts.batch) };
+    }
     await node.listen();
     return node;
   }
@@ -319,12 +337,12 @@ export class EdgeNode {
   }
 
   /** Counts target passes of live sessions, so /score passes can wait for them (live sessions keep latency). */
-  private tracked(s: ModelSession): ModelSession {
+  private tracked<T extends Target>(s: T): T {
     const forward = s.forward.bind(s);
-    s.forward = async (...args: Parameters<ModelSession['forward']>) => {
+    s.forward = async (tokens: number[]) => {
       this.sessionPasses++;
       try {
-        return await forward(...args);
+        return await forward(tokens);
       } finally {
         this.sessionPasses--;
       }
@@ -432,7 +450,12 @@ export class EdgeNode {
     live.edge = new EdgeSession({
       sessionId: id,
       model: this.identity,
-      createTarget: () => (live.target = this.tracked(this.model.createSession())),
+      createTarget: () =>
+        (live.target = this.tracked(
+          this.batcher
+            ? this.batcher.scheduler.wrap(this.batcher.slab.acquire())
+            : this.model.createSession(),
+        )),
       requireResume: spentNonce === undefined ? undefined : (sid) => this.access.admitted(spentNonce, sid),
       onSettled: (s) =>
         transport.setMaxFrameBytes(
@@ -440,7 +463,8 @@ export class EdgeNode {
         ),
       secretSeed: randomInt(2 ** 47),
       limits,
-      targetCost: this.opts.targetCost,
+      // Batched passes are costed per pass by the scheduler, not per session.
+      targetCost: this.batcher ? undefined : this.opts.targetCost,
       rules: this.opts.rules,
       send: (f) => transport.send(f),
       onError: (code, message) => {
@@ -533,7 +557,7 @@ export class EdgeNode {
           reassemblyBytes: this.budget.used,
           scoreQueued: this.scoreQueued,
           logSuppressed: this.errorLog.suppressedTotal,
-        }),
+        }) + (this.batcher ? renderBatchMetrics(this.batcher.scheduler.stats) : ''),
       );
       return;
     }

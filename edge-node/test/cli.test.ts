@@ -8,6 +8,8 @@ import {
   SCORE_LIMITS,
   SETTING_SPECS,
   TARGET_COST_PRESETS,
+  BATCH_COST_PRESETS,
+  BATCH_DEFAULTS,
 } from '@dssd/protocol';
 import { HELP } from '../src/index.js';
 
@@ -25,6 +27,9 @@ test('dssd --help states the settings home’s flags, ranges and defaults', () =
   assert.match(HELP, new RegExp(`--max-sessions N .*default ${EDGE_NODE_DEFAULTS.maxSessions}\\)`));
   assert.match(HELP, new RegExp(`--codecs LIST .*default ${DEFAULT_EDGE_LIMITS.allowedCodecs.join(',')}\\)`));
   for (const name of Object.keys(TARGET_COST_PRESETS)) assert.match(HELP, new RegExp(name));
+  for (const name of Object.keys(BATCH_COST_PRESETS)) assert.match(HELP, new RegExp(name));
+  assert.match(HELP, /--batch /);
+  assert.ok(HELP.includes(`up to ${BATCH_DEFAULTS.tokenBudget} tokens a pass`));
   // The hardening limits: each flag with its default from the settings home.
   const N = EDGE_NODE_DEFAULTS;
   const MiB = 1024 * 1024;

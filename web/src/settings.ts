@@ -27,6 +27,7 @@ export const NON_SETTING_PARAMS: readonly string[] = [
   'token',
   'origin',
   'offline',
+  'webgpu',
   'ui',
   'scheme',
   'webllmModel',
@@ -35,6 +36,29 @@ export const NON_SETTING_PARAMS: readonly string[] = [
   'webllmVocab',
   'webllmContext',
 ];
+
+/**
+ * The page's one load option (page-only: the Node device has no WebGPU), read before the draft loads: where the
+ * Worker runs the ONNX draft. `auto`: WebGPU on a hardware adapter, else WASM; `any`: WebGPU on any adapter,
+ * software ones (SwiftShader) included, which is slow but runs the WebGPU path; `off`: WASM only. URL `webgpu=…`,
+ * widget attribute `webgpu="…"`.
+ */
+export const WEBGPU_CHOICES = ['auto', 'any', 'off'] as const;
+export type WebGpuChoice = (typeof WEBGPU_CHOICES)[number];
+
+/** The `webgpu` option from a query or attribute value (null: the default, auto), or what is wrong with it. */
+export function parseWebGpu(raw: string | null): { value: WebGpuChoice; problem?: SettingProblem } {
+  if (raw === null) return { value: 'auto' };
+  const t = raw.trim() as WebGpuChoice;
+  if (WEBGPU_CHOICES.includes(t)) return { value: t };
+  return {
+    value: 'auto',
+    problem: {
+      key: 'webgpu',
+      message: `must be one of ${WEBGPU_CHOICES.join(', ')}, got ${JSON.stringify(raw)}`,
+    },
+  };
+}
 
 /** One bad or unknown setting: the name as given and what is wrong with it (without the name). */
 export interface SettingProblem {

@@ -20,13 +20,24 @@ export interface DisplayStats {
   rounds: number;
   /** Drafted tokens thrown away per generated token (pipelined drafting drafts ahead of the verdicts). */
   wastedDraftsPerToken: number;
+  /**
+   * Tokens this turn fed before generating (prompt, and with a chat template its role markers) and tokens of the
+   * conversation it kept in both KV caches; absent when the page does not know them.
+   */
+  prefilled?: number;
+  reused?: number;
 }
 
 /**
  * Per-token numbers. The DSD comparison counts the same rounds with dsdDraftFrameSize (after chunking), so it
  * reads "what the uplink would have been had each round sent Q's instead of q's".
  */
-export function displayStats(mode: Mode, t: TurnStats, vocabSize: number): DisplayStats {
+export function displayStats(
+  mode: Mode,
+  t: TurnStats,
+  vocabSize: number,
+  prefill?: { prefilled: number; reused: number },
+): DisplayStats {
   const n = Math.max(1, t.generatedTokens);
   let draftUp = 0;
   let dsdUp = 0;
@@ -49,6 +60,7 @@ export function displayStats(mode: Mode, t: TurnStats, vocabSize: number): Displ
     dsdUplinkBytesPerToken: dsdUp / n,
     rounds: t.rounds,
     wastedDraftsPerToken: t.wastedDrafts / n,
+    ...(prefill ? { prefilled: prefill.prefilled, reused: prefill.reused } : {}),
   };
 }
 
@@ -69,6 +81,9 @@ export const STAT_HELP: Readonly<Record<string, string>> = {
   wasted:
     'Drafted tokens thrown away per generated token: pipelined drafting keeps drafting while verdicts are in ' +
     'flight, and a rejection discards what was drafted beyond it.',
+  prefill:
+    'Tokens this turn fed to both models before answering (your prompt, with a chat template its role markers), ' +
+    'and in brackets the tokens of the conversation kept in their KV caches, which are not computed again.',
   dsdup:
     'What the uplink would have been, per token, had each round sent the draft’s full distributions (DSD, ' +
     'float32) instead of one probability per drafted token.',
@@ -85,6 +100,8 @@ export function statRows(s: DisplayStats): [key: string, label: string, value: s
     ['tokens', 'tokens', String(s.tokens)],
     ['tps', 'tokens per second', fmt(s.tokensPerSecond)],
   ];
+  if (s.prefilled !== undefined)
+    rows.push(['prefill', 'prefilled tokens', `${s.prefilled} (${s.reused ?? 0} reused from the caches)`]);
   if (s.mode !== 'ar') {
     rows.push(
       ['mal', 'tokens per round trip', fmt(s.meanAcceptanceLength, 2)],

@@ -9,7 +9,8 @@
  * to it by postMessage, accepting only messages from that iframe's window and the edge's origin.
  *
  * Attributes: edge (default: where widget.js came from), token (join token; sent by postMessage, never in a URL),
- * mode, codec, gamma, temperature, top-k, top-p, seed, max-tokens, height; `stats` and `settings` (boolean: show
+ * mode, codec, gamma, temperature, top-k, top-p, seed, max-tokens, height, webgpu (auto | any | off: where the
+ * draft runs; `any` uses WebGPU on software adapters too); `stats` and `settings` (boolean: show
  * those panels; by default only the composer and the answers), `theme` (light | dark; default: the visitor's).
  * Theme: CSS custom properties on the element (--dssd-accent, --dssd-bg, --dssd-fg, --dssd-card, --dssd-line,
  * --dssd-muted, --dssd-font) are handed to the embed page. Children of the element are its fallback content,
@@ -52,6 +53,7 @@ export class DssdChatElement extends HTMLElement {
       'stats',
       'settings',
       'theme',
+      'webgpu',
       ...PAGE_SETTING_KEYS.map((k) => SETTING_SPEC[k].flag),
     ];
   }
@@ -138,6 +140,9 @@ export class DssdChatElement extends HTMLElement {
     if (ui.length) u.searchParams.set('ui', ui.join(','));
     const theme = this.getAttribute('theme');
     if (theme === 'light' || theme === 'dark') u.searchParams.set('scheme', theme);
+    // The load option: the embed page checks it (parseWebGpu) and reports a bad value as dssd-error.
+    const webgpu = this.getAttribute('webgpu');
+    if (webgpu !== null) u.searchParams.set('webgpu', webgpu);
     u.searchParams.set('origin', location.origin);
     return { url: u.toString(), problems };
   }

@@ -15,6 +15,7 @@ import {
 } from '@dssd/models';
 import { SessionRng, type SamplingParams } from '@dssd/kernel';
 import type { LmSession, ModelIdentity } from '@dssd/protocol';
+import { identityOf } from '@dssd/protocol/settings';
 import {
   chooseDrafter,
   createWebLlmSession,
@@ -22,6 +23,7 @@ import {
   type GpuProbe,
   type WebLlmConfig,
 } from './webllm-drafter.js';
+import type { WebGpuChoice } from './settings.js';
 
 export interface LoadRequest {
   /** Draft model folder (default /models/draft/, served by the edge). */
@@ -32,6 +34,8 @@ export interface LoadRequest {
   /** The draft's sampling (WebLLM's forcing processor needs it). */
   sampling: SamplingParams;
   seed: number | null;
+  /** Where the ONNX draft runs (the page's `webgpu` option). */
+  webgpu: WebGpuChoice;
 }
 
 /**
@@ -182,8 +186,9 @@ const api = {
         loadMs: performance.now() - t0,
       };
     }
-    const eps = await browserExecutionProviders();
-    // The jsep build (WebGPU) is twice the size: load it only when a real adapter exists.
+    const eps =
+      req.webgpu === 'off' ? ['wasm'] : await browserExecutionProviders({ anyAdapter: req.webgpu === 'any' });
+    // The jsep build (WebGPU) is twice the size: load it only when WebGPU will be used.
     const ort = (eps.includes('webgpu')
       ? await import('onnxruntime-web')
       : await import('onnxruntime-web/wasm')) as unknown as OrtModule & {
@@ -214,6 +219,16 @@ const api = {
       loader: progressLoader(report),
       executionProviders: eps,
     });
+    // onnxruntime-web compiles float16 tensors to WGSL `f16`, which needs the adapter's shader-f16 feature; without
+    // it the shaders fail to compile and every logit comes back NaN, so refuse with the reason instead.
+    if (eps[0] === 'webgpu' && model.config.kvType === 'float16' && !gpu.shaderF16) {
+      await model.dispose();
+      throw new Error(
+        `${model.config.name} has float16 tensors (KV cache ${model.config.kvType}) but this WebGPU adapter has no ` +
+          `shader-f16 feature, which onnxruntime-web's WebGPU kernels need for them; use a float32 export of the ` +
+          `draft on this adapter, or webgpu=off (WASM)`,
+      );
+    }
     session = model.createSession();
     onProgress?.({ phase: 'warmup', loaded: 1, total: 1, text: 'warming up the draft model' });
     // One pass now, so the first answer does not pay for the lazy parts of ORT's first run.
@@ -222,15 +237,11 @@ const api = {
     const c = model.config;
     onProgress?.({ phase: 'ready', loaded: 1, total: 1, text: 'ready' });
     return {
-      identity: {
-        tokenizerHash: model.tokenizerHash,
-        vocabSize: c.vocabSize,
-        maxContext: c.maxContext,
-        eosTokenId: c.eosTokenId,
-        name: c.name,
-      },
+      identity: identityOf(model),
       drafter: 'onnx',
-      reason: `${choice.reason}, ${eps[0]} execution provider`,
+      reason:
+        `${choice.reason}, ${eps[0]} execution provider` +
+        (eps[0] === 'webgpu' && gpu.fallback ? ' (software adapter)' : ''),
       executionProviders: eps,
       loadMs: performance.now() - t0,
     };

@@ -8,6 +8,7 @@ import {
   SettingsError,
   describeSettings,
   parsePageSettings,
+  parseWebGpu,
   settingsFromQuery,
   toDeviceSettings,
   fieldControl,
@@ -95,7 +96,7 @@ test('settings per key: the valid part applies, each bad or unknown key is named
   });
   assert.equal(
     describeSettings(DEFAULT_UI_SETTINGS),
-    'dssd · γ 4 · codec auto · temperature 0.8 · top-p 0.95 · seed secret',
+    'dssd · γ 4 · codec candidates · temperature 0.8 · top-p 0.95 · seed secret',
   );
 });
 
@@ -213,4 +214,28 @@ test("the settings form's choices and ranges come from the settings home", () =>
   }
   const g = fieldControl(SETTING_SPEC.gamma);
   assert.ok('options' in g && g.options.at(-1) === String(GAMMA.max));
+});
+
+test('webgpu load option: auto by default, any/off taken, a bad value named; it is not a session setting', () => {
+  assert.deepEqual(parseWebGpu(null), { value: 'auto' });
+  assert.deepEqual(parseWebGpu('any'), { value: 'any' });
+  assert.deepEqual(parseWebGpu(' off '), { value: 'off' });
+  const bad = parseWebGpu('yes');
+  assert.equal(bad.value, 'auto');
+  assert.deepEqual(bad.problem, { key: 'webgpu', message: 'must be one of auto, any, off, got "yes"' });
+  // The page reads it beside the settings: the settings parser neither applies nor reports it.
+  const { problems } = parsePageSettings(new URLSearchParams('webgpu=any&temperature=0'));
+  assert.deepEqual(problems, []);
+});
+
+test('statistics: the prefill figures, when given, are a row with a tooltip', () => {
+  const d = displayStats('dssd', emptyTurnStats(), 100, { prefilled: 14, reused: 31 });
+  assert.equal(d.prefilled, 14);
+  const row = statRows(d).find(([k]) => k === 'prefill');
+  assert.deepEqual(row, ['prefill', 'prefilled tokens', '14 (31 reused from the caches)']);
+  assert.ok(STAT_HELP.prefill);
+  assert.equal(
+    statRows(displayStats('dssd', emptyTurnStats(), 100)).find(([k]) => k === 'prefill'),
+    undefined,
+  );
 });

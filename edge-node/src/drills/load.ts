@@ -27,7 +27,35 @@ export interface LoadReport {
   rounds: number;
   tokens: number;
   wallS: number;
+  /** Whether the edge ran with --batch, and the mode the devices used (ar: edge-only decoding). */
+  batch: boolean;
+  mode: 'dssd' | 'ar';
+  tokensPerSecond: number;
+  /** Target passes per generated token (batched: batched passes; unbatched: session passes). */
+  passesPerToken: number;
+  /** Mean sessions per batched pass (1 unbatched). */
+  meanBatch: number;
+  /** Edge CPU seconds (user + system) per wall second during the run. */
+  edgeCpu: number;
   errorMessages: string[];
+}
+
+/** User + system CPU seconds of a process so far (Linux), NaN elsewhere. */
+export function cpuSeconds(pid: number): number {
+  try {
+    const f = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const rest = f.slice(f.lastIndexOf(')') + 2).split(' ');
+    return (Number(rest[11]) + Number(rest[12])) / 100; // utime, stime in clock ticks (USER_HZ = 100)
+  } catch {
+    return NaN;
+  }
+}
+
+/** One counter from the edge's /metrics (0 when absent). */
+async function scrape(url: string, name: string): Promise<number> {
+  const text = await (await fetch(new URL('/metrics', url))).text();
+  const m = new RegExp(`^${name} (\\S+)$`, 'm').exec(text);
+  return m ? Number(m[1]) : 0;
 }
 
 /** Times each uplink message to the next downlink one: a round's latency as the device sees it. */
@@ -141,6 +169,15 @@ export async function runLoad(o: {
   gamma?: number;
   /** WebRTC stack of the edge process and the devices (default: the settings home's). */
   webrtc?: WebrtcStack;
+  /** Edge with --batch (continuous batching of all sessions' target passes). */
+  batch?: boolean;
+  /** ar: every device decodes edge-only (the baseline); references are then taken the same way. */
+  mode?: 'dssd' | 'ar';
+  /**
+   * Steady state: each device repeats its answer (rewound to its prompt) until this many seconds have passed, and
+   * the figures cover that window; only the first answer is checked against the reference.
+   */
+  durationS?: number;
   log?: (line: string) => void;
 }): Promise<LoadReport> {
   const log = o.log ?? (() => undefined);
@@ -148,11 +185,16 @@ export async function runLoad(o: {
   const maxNewTokens = o.maxNewTokens ?? 32;
   const greedy = { temperature: 0, topK: 0, topP: 1 };
   const draft = await loadNodeModel(DEFAULT_MODEL_DIRS.draft);
+  const mode = o.mode ?? 'dssd';
   const edge = await startEdgeProcess([
     '--log-level',
     'warn',
     '--max-sessions',
     String(n + 8),
+    // Every device joins from this one address: the per-address join limit is for the open internet.
+    '--joins-per-second',
+    '1000',
+    ...(o.batch ? ['--batch'] : []),
     ...(o.webrtc ? ['--webrtc', o.webrtc] : []),
   ]);
   log(`edge at ${edge.url} (pid ${edge.pid}); ${n} devices, ${maxNewTokens} tokens each`);
@@ -168,6 +210,12 @@ export async function runLoad(o: {
     rounds: 0,
     tokens: 0,
     wallS: 0,
+    batch: !!o.batch,
+    mode,
+    tokensPerSecond: 0,
+    passesPerToken: NaN,
+    meanBatch: 1,
+    edgeCpu: NaN,
     errorMessages: [],
   };
   try {
@@ -183,7 +231,7 @@ export async function runLoad(o: {
     // Connect a few at a time (ICE on two cores is the bottleneck); generate all at once.
     const devs: Awaited<ReturnType<typeof openTimedDevice>>[] = [];
     const settings: DeviceOptions['settings'] = {
-      mode: 'dssd',
+      mode,
       codec: 'auto',
       gamma: o.gamma ?? GAMMA.default,
       sampling: greedy,
@@ -196,11 +244,29 @@ export async function runLoad(o: {
       );
     }
     log(`${n} devices connected`);
+    const passes0 = await scrape(edge.url, o.batch ? 'dssd_batch_passes_total' : 'dssd_forward_passes_total');
+    const items0 = await scrape(edge.url, 'dssd_batch_items_total');
+    const cpu0 = cpuSeconds(edge.pid);
     const t0 = performance.now();
+    const end = o.durationS === undefined ? 0 : t0 + 1000 * o.durationS;
+    const extra = devs.map(() => ({ rounds: 0, tokens: 0 }));
     const results = await Promise.allSettled(
-      devs.map((d, i) => d.session.generate(prompts[i], { maxNewTokens })),
+      devs.map(async (d, i) => {
+        const first = await d.session.generate(prompts[i], { maxNewTokens });
+        while (performance.now() < end) {
+          d.session.rewind(0);
+          const r = await d.session.generate(prompts[i], { maxNewTokens });
+          extra[i].rounds += r.stats.rounds;
+          extra[i].tokens += r.tokens.length;
+        }
+        return first;
+      }),
     );
     report.wallS = (performance.now() - t0) / 1000;
+    report.edgeCpu = (cpuSeconds(edge.pid) - cpu0) / report.wallS;
+    const passes =
+      (await scrape(edge.url, o.batch ? 'dssd_batch_passes_total' : 'dssd_forward_passes_total')) - passes0;
+    if (o.batch) report.meanBatch = ((await scrape(edge.url, 'dssd_batch_items_total')) - items0) / passes;
     const lat: number[] = [];
     results.forEach((r, i) => {
       if (r.status === 'rejected') {
@@ -208,8 +274,8 @@ export async function runLoad(o: {
         report.errorMessages.push(`device ${i}: ${(r.reason as Error).message}`);
         return;
       }
-      report.rounds += r.value.stats.rounds;
-      report.tokens += r.value.tokens.length;
+      report.rounds += r.value.stats.rounds + extra[i].rounds;
+      report.tokens += r.value.tokens.length + extra[i].tokens;
       lat.push(...devs[i].timed.latencies.slice(2)); // after the hello and the first turn's setup
       const got = r.value.tokens;
       const ref = refs[i];
@@ -238,6 +304,8 @@ export async function runLoad(o: {
       }
     }
     report.roundsPerSecond = report.rounds / report.wallS;
+    report.tokensPerSecond = report.tokens / report.wallS;
+    report.passesPerToken = passes / report.tokens;
     report.p50Ms = quantile(lat, 0.5);
     report.p99Ms = quantile(lat, 0.99);
     report.peakRssMb = peakRssMb(edge.pid);
@@ -264,7 +332,7 @@ async function tieMargin(url: string, prefix: number[], token?: string): Promise
   return s[0] - s[1];
 }
 
-/** `dssd load`: N concurrent devices against an edge process of its own. */
+/** `dssd load`: N concurrent devices against an edge process of its own; `--runs R` reports the median run. */
 export async function loadCommand(argv: string[]): Promise<void> {
   const { values: v } = parseArgs({
     args: argv,
@@ -272,23 +340,45 @@ export async function loadCommand(argv: string[]): Promise<void> {
       devices: { type: 'string' },
       tokens: { type: 'string' },
       json: { type: 'boolean' },
+      batch: { type: 'boolean' },
+      mode: { type: 'string' },
+      runs: { type: 'string' },
+      seconds: { type: 'string' },
       webrtc: { type: 'string' },
     },
   });
-  const r = await runLoad({
-    devices: num(v.devices, 'devices', 16, true),
-    maxNewTokens: num(v.tokens, 'tokens', 32, true),
-    webrtc: webrtcStack(v.webrtc),
-    log: (m) => process.stderr.write(m + '\n'),
-  });
+  const mode = v.mode ?? 'dssd';
+  if (mode !== 'dssd' && mode !== 'ar') throw new Error('--mode must be dssd or ar');
+  const runs: LoadReport[] = [];
+  for (let k = 0; k < num(v.runs, 'runs', 1, true); k++) {
+    runs.push(
+      await runLoad({
+        devices: num(v.devices, 'devices', 16, true),
+        maxNewTokens: num(v.tokens, 'tokens', 32, true),
+        batch: v.batch,
+        mode,
+        durationS: v.seconds === undefined ? undefined : num(v.seconds, 'seconds', 20),
+        webrtc: webrtcStack(v.webrtc),
+        log: (m) => process.stderr.write(m + '\n'),
+      }),
+    );
+  }
+  // The median run by rounds/s (tokens/s in ar mode), so one figure and its p99 come from the same run.
+  const key = (r: LoadReport) => (mode === 'ar' ? r.tokensPerSecond : r.roundsPerSecond);
+  const r = runs.slice().sort((a, b) => key(a) - key(b))[Math.floor(runs.length / 2)];
   process.stderr.write(
-    `${r.devices} devices: ${r.tokens} tokens in ${r.rounds} rounds over ${r.wallS.toFixed(2)} s → ` +
-      `${r.roundsPerSecond.toFixed(1)} rounds/s; round latency p50 ${r.p50Ms.toFixed(1)} ms, p99 ${r.p99Ms.toFixed(1)} ms; ` +
-      `edge peak RSS ${r.peakRssMb.toFixed(0)} MiB; errors ${r.errors}, cross-talk ${r.crossTalk}, near-ties ${r.nearTies}\n`,
+    `${r.devices} devices (${mode}${r.batch ? ', batched' : ''}): ${r.tokens} tokens in ${r.rounds} rounds over ` +
+      `${r.wallS.toFixed(2)} s → ${r.roundsPerSecond.toFixed(1)} rounds/s, ${r.tokensPerSecond.toFixed(1)} tokens/s; ` +
+      `round latency p50 ${r.p50Ms.toFixed(1)} ms, p99 ${r.p99Ms.toFixed(1)} ms; ` +
+      `${r.passesPerToken.toFixed(3)} target passes per token, ${r.meanBatch.toFixed(1)} sessions per pass; ` +
+      `edge peak RSS ${r.peakRssMb.toFixed(0)} MiB, CPU ${r.edgeCpu.toFixed(2)} cores; ` +
+      `errors ${r.errors}, cross-talk ${r.crossTalk}, near-ties ${r.nearTies}` +
+      (runs.length > 1 ? ` (median of ${runs.length} runs)` : '') +
+      '\n',
   );
   for (const m of r.errorMessages) process.stderr.write(`  ${m}\n`);
   const { errorMessages: _e, ...rest } = r;
   void _e;
-  if (v.json) process.stdout.write(JSON.stringify(rest) + '\n');
-  if (r.errors > 0 || r.crossTalk > 0) process.exitCode = 1;
+  if (v.json) process.stdout.write(JSON.stringify({ ...rest, runs: runs.length }) + '\n');
+  if (runs.some((x) => x.errors > 0 || x.crossTalk > 0)) process.exitCode = 1;
 }

@@ -103,6 +103,8 @@ let W = new Float64Array(0); // per token: e, then x = e/z·2^24; -1 marks a tok
 let S = new Float64Array(0); // scaled scores (truncation paths only)
 let BK = new Uint16Array(0); // score bucket per token
 let IDX = new Int32Array(0); // collected token ids
+let XS = new Float64Array(0); // x = e/z·2^24 of the tokens collected by floorPass (aligned with IDX)
+let KEPT = new Int32Array(0); // top-p: ids of the buckets before the crossing
 const HIST = new Int32Array(BUCKETS);
 const MASS = new Float64Array(BUCKETS);
 
@@ -112,6 +114,33 @@ function ensureScratch(n: number): void {
   S = new Float64Array(n);
   BK = new Uint16Array(n);
   IDX = new Int32Array(n);
+  XS = new Float64Array(n);
+  KEPT = new Int32Array(n);
+}
+
+// The untruncated path never writes S (a 1.2 MB store per call): exact code there reads a token's score from the
+// logits through scoreOf, which computes the very same expression.
+let scoreLogits: ArrayLike<number> | null = null;
+let scoreMax = 0;
+let scoreTemperature = 1;
+
+/** Token i's scaled score: from S, or recomputed from the logits on the untruncated path. */
+function scoreOf(i: number): number {
+  const l = scoreLogits;
+  if (l === null) return S[i];
+  return scoreTemperature === 1 ? l[i] - scoreMax : (l[i] - scoreMax) / scoreTemperature;
+}
+
+/** Writes the scores of `ids` into S (the exact code on a small support reads them there). */
+function fillScoresOf(ids: Int32Array): void {
+  for (let k = 0; k < ids.length; k++) S[ids[k]] = scoreOf(ids[k]);
+}
+
+/** Fills S on the untruncated path, for the rare exact fall-backs that read every score. */
+function fillScores(n: number): void {
+  if (scoreLogits === null) return;
+  for (let i = 0; i < n; i++) S[i] = scoreOf(i);
+  scoreLogits = null;
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -222,7 +251,6 @@ function finishExact(out: Float32Array, ids: Int32Array, s: Float64Array, topP: 
  */
 function certifiedSum(n: number): number {
   const w = W;
-  const s = S;
   let cum = 0;
   for (let i = 0; i < n; i++) {
     const e = w[i];
@@ -231,7 +259,7 @@ function certifiedSum(n: number): number {
     const a = cum + (e - d);
     if (a === cum + (e + d)) cum = a;
     else {
-      const ex = expExact(s[i]);
+      const ex = expExact(scoreOf(i));
       w[i] = ex;
       cum += ex;
     }
@@ -250,12 +278,12 @@ function expSupport(n: number): void {
 }
 
 /**
- * The untruncated hot path in one pass: S = (logits − max)/T, W = exps of the support (-1 elsewhere), each
- * approximate exp certified as in certifiedSum; returns the exact index-order sum.
+ * The untruncated hot path in one pass: W = exps of (logits − max)/T over the support (-1 elsewhere), each
+ * approximate exp certified as in certifiedSum; returns the exact index-order sum. Scores are not stored
+ * (scoreOf recomputes one); a NaN logit sets sawNaN.
  */
 function expScaled(logits: ArrayLike<number>, n: number, max: number, temperature: number): number {
   const w = W;
-  const sc = S;
   let cum = 0;
   let i = 0;
   // Two tokens per iteration: their exps are independent, which the CPU overlaps; the certified additions stay
@@ -264,8 +292,6 @@ function expScaled(logits: ArrayLike<number>, n: number, max: number, temperatur
     // Dividing by 1 is exact, so skip it.
     const s0 = temperature === 1 ? logits[i] - max : (logits[i] - max) / temperature;
     const s1 = temperature === 1 ? logits[i + 1] - max : (logits[i + 1] - max) / temperature;
-    sc[i] = s0;
-    sc[i + 1] = s1;
     if (!(s0 >= FAST_EXP_MIN && s1 >= FAST_EXP_MIN)) {
       cum = expScaledOne(i, s0, cum);
       cum = expScaledOne(i + 1, s1, cum);
@@ -296,15 +322,17 @@ function expScaled(logits: ArrayLike<number>, n: number, max: number, temperatur
   }
   for (; i < n; i++) {
     const s = temperature === 1 ? logits[i] - max : (logits[i] - max) / temperature;
-    sc[i] = s;
     cum = expScaledOne(i, s, cum);
   }
   return cum;
 }
 
+let sawNaN = false; // set by expScaledOne: typedMax ignores NaN, so the exp pass is where it shows
+
 /** One token of expScaled off the fast path (masked, or below FAST_EXP_MIN): exact exp; returns the new sum. */
 function expScaledOne(i: number, s: number, cum: number): number {
   if (!(s > -Infinity)) {
+    if (s !== s) sawNaN = true;
     W[i] = -1;
     return cum;
   }
@@ -321,10 +349,11 @@ function expScaledOne(i: number, s: number, cum: number): number {
 }
 
 /**
- * The top-p pass without top-k: S, W (approximate exps, -1 outside the support), score buckets into BK, counts
- * into HIST, masses into MASS; returns the total mass.
+ * The top-p pass without top-k: W = approximate exps of the support (-1 elsewhere), score-bucket masses into
+ * MASS; returns the total mass. Scores and buckets are not stored (scoreOf and bucketOf recompute them); a NaN
+ * logit sets sawNaN.
  */
-function expBucketsScaled(
+function expMassScaled(
   logits: ArrayLike<number>,
   n: number,
   max: number,
@@ -332,26 +361,19 @@ function expBucketsScaled(
   scale: number,
 ): number {
   const w = W;
-  const sc = S;
-  const bk = BK;
-  const hist = HIST;
   const mass = MASS;
-  hist.fill(0);
   mass.fill(0);
   let zt = 0;
   for (let i = 0; i < n; i++) {
     const s = temperature === 1 ? logits[i] - max : (logits[i] - max) / temperature;
-    sc[i] = s;
     if (!(s > -Infinity)) {
+      if (s !== s) sawNaN = true;
       w[i] = -1;
-      bk[i] = NO_BUCKET;
       continue;
     }
     const e = s < FAST_EXP_MIN ? expExact(s) : fastExpNonPositive(s);
     w[i] = e;
     const b = Math.min(BUCKETS - 1, Math.floor(-s * scale));
-    bk[i] = b;
-    hist[b] = hist[b] + 1;
     mass[b] += e;
     zt += e;
   }
@@ -359,65 +381,128 @@ function expBucketsScaled(
 }
 
 let supportSize = 0; // second result of floorPass
+let collected = 0; // third result of floorPass: tokens in IDX/XS
+let nearCount = 0; // tokens near the remainder boundary, at the front of IDX
+/** floorPass collects the tokens whose remainder may be >= this; it adapts to the last boundary seen. */
+let collectFrom = 0.25;
 
 /**
- * x = e/z·2^24 for the support into W, histogram of the remainders into HIST; returns Σ floor(x) (exact: a floor
- * too close to call is recomputed from the exact exp) and sets supportSize.
+ * x = e/z·2^24 of token i from its exp e in W; a floor too close to call is recomputed from the exact exp (so x
+ * and its floor are the same wherever this is called).
  */
-function floorPass(n: number, z: number): number {
+function xOf(i: number, e: number, scale: number, z: number): number {
+  const x = e * scale;
+  const r = x - Math.floor(x);
+  const d = x * X_WIDTH;
+  return r < d || r + d >= 1 ? (expExact(scoreOf(i)) / z) * PROB_UNITS : x;
+}
+
+/**
+ * One pass over the support: writes floor(x)·2^-24 into `out` (0 outside the support) and collects into IDX every
+ * token whose remainder may be >= `from`: the tail of tiny remainders is touched once. Returns Σ floor(x)
+ * (exact); sets supportSize and collected.
+ */
+function floorPass(out: Float32Array, n: number, z: number, from: number): number {
   const w = W;
-  const s = S;
-  const hist = HIST;
-  hist.fill(0);
+  const idx = IDX;
   // x ≈ e·(2^24/z): a multiplication instead of a division; its few ulps are inside the certificate's width.
   const scale = PROB_UNITS / z;
+  // A remainder within 2^-40 + d of `from` is collected too (see quantizeDense).
+  const lim = from - 2 ** -40;
   let total = 0;
   let support = 0;
+  let m = 0;
   for (let i = 0; i < n; i++) {
     const e = w[i];
-    if (e < 0) continue;
-    support++;
-    let x = e * scale;
-    let f = Math.floor(x);
-    let r = x - f;
-    const d = x * X_WIDTH;
-    if (r < d || r + d >= 1) {
-      x = (expExact(s[i]) / z) * PROB_UNITS;
-      f = Math.floor(x);
-      r = x - f;
+    if (e < 0) {
+      out[i] = 0;
+      continue;
     }
-    w[i] = x;
+    support++;
+    const x = xOf(i, e, scale, z);
+    const f = Math.floor(x);
+    out[i] = f * PROB_UNIT;
     total += f;
-    // Written out rather than hist[(r·4096) | 0]++, which V8 compiles to a much slower sequence.
-    const b = Math.floor(r * BUCKETS);
-    hist[b] = hist[b] + 1;
+    if (x - f + x * X_WIDTH >= lim) idx[m++] = i;
   }
   supportSize = support;
+  collected = m;
   return total;
 }
 
-let nearCount = 0; // second result of writePass: tokens collected in IDX
-
-/**
- * Writes floor(x)·2^-24 (+1 unit when the remainder is surely >= hi) for every token; tokens whose remainder may
- * lie in [lo, hi) are collected in IDX. Returns the number of surely-above tokens.
- */
-function writePass(out: Float32Array, n: number, lo: number, hi: number): number {
+/** x of the `m` tokens in IDX into XS, the histogram of their remainders into HIST. */
+function histogramCollected(m: number, z: number): void {
   const w = W;
   const idx = IDX;
-  // Branch-free on the (unpredictable) above/below test; the rare near test is a single comparison: a token
-  // that is neither surely above (r − d >= hi) nor surely below (r + d < lo) has |r − mid| <= half + d, and
+  const xs = XS;
+  const hist = HIST;
+  hist.fill(0);
+  const scale = PROB_UNITS / z;
+  for (let k = 0; k < m; k++) {
+    const i = idx[k];
+    const x = xOf(i, w[i], scale, z);
+    xs[k] = x;
+    // Written out rather than hist[(r·4096) | 0]++, which V8 compiles to a much slower sequence.
+    const b = Math.floor((x - Math.floor(x)) * BUCKETS);
+    hist[b] = hist[b] + 1;
+  }
+}
+
+/** The histogram of every support token's remainder into HIST (when the collected ones do not reach the cut). */
+function histogramAll(n: number, z: number): void {
+  const w = W;
+  const hist = HIST;
+  hist.fill(0);
+  const scale = PROB_UNITS / z;
+  for (let i = 0; i < n; i++) {
+    const e = w[i];
+    if (e < 0) continue;
+    const x = xOf(i, e, scale, z);
+    const b = Math.floor((x - Math.floor(x)) * BUCKETS);
+    hist[b] = hist[b] + 1;
+  }
+}
+
+/**
+ * Adds a unit to every token among the `m` in IDX/XS whose remainder is surely >= hi; moves those whose
+ * remainder may lie in [lo, hi) to the front of IDX (nearCount). Returns the number of surely-above tokens.
+ */
+function unitPass(out: Float32Array, m: number, lo: number, hi: number): number {
+  const idx = IDX;
+  const xs = XS;
+  // A token that is neither surely above (r − d >= hi) nor surely below (r + d < lo) has |r − mid| <= half + d;
   // the slack only admits a few more tokens for the exact check.
   const mid = (lo + hi) / 2;
   const half = (hi - lo) / 2 + 2 ** -40;
   let sure = 0;
   let near = 0;
+  for (let k = 0; k < m; k++) {
+    const x = xs[k];
+    const i = idx[k];
+    const r = x - Math.floor(x);
+    const d = x * X_WIDTH;
+    if (r - d >= hi) {
+      out[i] += PROB_UNIT;
+      sure++;
+    } else if (Math.abs(r - mid) <= half + d) idx[near++] = i; // near <= k: never overwrites an unread entry
+  }
+  nearCount = near;
+  return sure;
+}
+
+/** Like floorPass then unitPass, over every token: for a boundary below floorPass's collection threshold. */
+function writePass(out: Float32Array, n: number, z: number, lo: number, hi: number): number {
+  const w = W;
+  const idx = IDX;
+  const scale = PROB_UNITS / z;
+  const mid = (lo + hi) / 2;
+  const half = (hi - lo) / 2 + 2 ** -40;
+  let sure = 0;
+  let near = 0;
   for (let i = 0; i < n; i++) {
-    const x = w[i];
-    if (x < 0) {
-      out[i] = 0;
-      continue;
-    }
+    const e = w[i];
+    if (e < 0) continue;
+    const x = xOf(i, e, scale, z);
     const f = Math.floor(x);
     const r = x - f;
     const d = x * X_WIDTH;
@@ -431,25 +516,45 @@ function writePass(out: Float32Array, n: number, lo: number, hi: number): number
 }
 
 /**
+ * The boundary bucket b of HIST: the `missing` largest remainders are all of buckets > b and some of bucket b
+ * (with missing = 0 the boundary is above every remainder, BUCKETS, and nothing is added).
+ */
+function boundaryBucket(missing: number): number {
+  let b = BUCKETS;
+  let above = 0;
+  while (above < missing && above + HIST[b - 1] < missing) above += HIST[--b];
+  if (above < missing) b--;
+  return b;
+}
+
+/**
  * Quantises the support held in W (exps, certified or exact; z = their exact index-order sum) onto `out`, every
  * entry of which is written.
  */
 function quantizeDense(out: Float32Array, n: number, z: number): void {
-  const total = floorPass(n, z);
+  const from = collectFrom;
+  const total = floorPass(out, n, z, from);
   const missing = PROB_UNITS - total;
   if (missing < 0 || missing > supportSize) {
     quantizeDenseFallback(out, n);
     return;
   }
-  // Boundary bucket b: the `missing` largest remainders are all of buckets > b and some of bucket b (with
-  // missing = 0 the boundary is above every remainder and nothing is added).
-  let b = BUCKETS;
-  let above = 0;
-  while (above < missing && above + HIST[b - 1] < missing) above += HIST[--b];
-  if (above < missing) b--;
+  // HIST holds the collected tokens only, so it is complete above bucket `partial` (every uncollected remainder
+  // is below `from`).
+  histogramCollected(collected, z);
+  const partial = Math.floor(from * BUCKETS);
+  let b = boundaryBucket(missing);
+  const complete = b > partial;
+  if (!complete) {
+    histogramAll(n, z);
+    b = boundaryBucket(missing);
+  }
   const lo = b / BUCKETS;
   const hi = (b + 1) / BUCKETS;
-  const sure = writePass(out, n, lo, hi);
+  // Collect a little below this boundary next time (the distributions of one stream are alike).
+  collectFrom = Math.max(0, Math.min(0.5, lo) - 0.125);
+  // Above `partial`, every token that may be above or near the boundary was collected; otherwise scan them all.
+  const sure = complete ? unitPass(out, collected, lo, hi) : writePass(out, n, z, lo, hi);
   if (missing === 0) return;
   // Exact remainders of the tokens near the boundary; the certificate holds if the cut among them falls inside
   // the boundary bucket (then everything surely above ranks ahead and everything surely below behind).
@@ -457,7 +562,7 @@ function quantizeDense(out: Float32Array, n: number, z: number): void {
   const need = missing - sure;
   const rem = new Float64Array(near.length);
   for (let k = 0; k < near.length; k++) {
-    const x = (expExact(S[near[k]]) / z) * PROB_UNITS;
+    const x = (expExact(scoreOf(near[k])) / z) * PROB_UNITS;
     rem[k] = x - Math.floor(x);
   }
   const order = Int32Array.from({ length: near.length }, (_, k) => k).sort(
@@ -477,6 +582,7 @@ function quantizeDense(out: Float32Array, n: number, z: number): void {
 
 /** Exact quantisation of the support marked in W (any entry >= 0), for the rare cases the fast path declines. */
 function quantizeDenseFallback(out: Float32Array, n: number): void {
+  fillScores(n);
   const ids = supportIds(n, true);
   out.fill(0);
   quantizeSupport(out, ids, exactWeights(ids, S));
@@ -555,45 +661,54 @@ function selectTopK(
   return result.sort();
 }
 
-/** Collects bucket `cross` into IDX (ascending ids) and drops every token of a later bucket; returns the count. */
-function collectZone(n: number, cross: number): number {
+let keptCount = 0; // second result of collectZone: tokens of buckets before the crossing, in KEPT
+
+/**
+ * Ids of bucket `cross` into IDX (ascending; returns the count), ids of earlier buckets into KEPT (keptCount).
+ * Buckets are recomputed from the scores exactly as expMassScaled computed them.
+ */
+function collectZone(n: number, cross: number, scale: number): number {
   const w = W;
-  const bk = BK;
   const idx = IDX;
+  const kept = KEPT;
   let m = 0;
+  let k = 0;
   for (let i = 0; i < n; i++) {
-    const b = bk[i];
-    if (b === NO_BUCKET || b < cross) continue;
-    if (b === cross) idx[m++] = i;
-    else w[i] = -1;
+    if (w[i] < 0) continue;
+    const b = Math.min(BUCKETS - 1, Math.floor(-scoreOf(i) * scale));
+    if (b < cross) kept[k++] = i;
+    else if (b === cross) idx[m++] = i;
   }
+  keptCount = k;
   return m;
 }
 
 /**
- * Top-p on the dense support in W (approximate or exact exps, -1 elsewhere; S the scores, BK/HIST/MASS filled,
- * zt the total mass): marks the tokens outside the kept prefix with -1 and returns true, or returns false when
- * the crossing cannot be certified.
+ * Top-p on the dense support in W (approximate or exact exps, -1 elsewhere; MASS filled, zt the total mass): the
+ * kept tokens in ascending order, or null when the crossing cannot be certified.
  */
-function topPDense(n: number, zt: number, topP: number): boolean {
+function topPDense(n: number, zt: number, topP: number, scale: number): Int32Array | null {
   const tLo = (topP - TOP_P_MARGIN) * zt;
   const tHi = (topP + TOP_P_MARGIN) * zt;
   let cross = 0;
   let cum = 0;
   while (cross < BUCKETS && cum + MASS[cross] < tLo) cum += MASS[cross++];
-  if (cross === BUCKETS) return false;
-  const zone = IDX.subarray(0, collectZone(n, cross));
-  if (zone.length > SPARSE_MAX) return false; // a crowded bucket: let the exact code sort it
+  if (cross === BUCKETS) return null;
+  const zone = IDX.subarray(0, collectZone(n, cross, scale));
+  if (zone.length > SPARSE_MAX) return null; // a crowded bucket: let the exact code sort it
+  for (let q = 0; q < zone.length; q++) S[zone[q]] = scoreOf(zone[q]); // orderZone reads S
   orderZone(zone);
   for (let q = 0; q < zone.length; q++) {
     cum += W[zone[q]];
     if (cum >= tLo) {
-      if (cum < tHi) return false; // too close to topP to know which side the reference's sum lands on
-      for (let t = q + 1; t < zone.length; t++) W[zone[t]] = -1;
-      return true;
+      if (cum < tHi) return null; // too close to topP to know which side the reference's sum lands on
+      const kept = new Int32Array(keptCount + q + 1);
+      kept.set(KEPT.subarray(0, keptCount));
+      kept.set(zone.subarray(0, q + 1), keptCount);
+      return kept.sort();
     }
   }
-  return false;
+  return null;
 }
 
 let minScore = 0; // second result of scaleScores
@@ -639,14 +754,20 @@ function collectTopLogits(logits: Float32Array | Float64Array, n: number, k: num
   let m = 0;
   let max = -Infinity;
   let min = Infinity;
-  let count = 0;
+  let nans = 0;
+  let masked = 0;
+  // Plain comparisons and branches that are almost never taken (Math.max's NaN handling and counting with
+  // conditional adds cost more than the rest of the loop).
   for (let i = 0; i < n; i++) {
     const v = logits[i];
-    max = Math.max(max, v);
-    const finite = v > -Infinity;
-    count += finite ? 1 : 0;
-    min = finite && v < min ? v : min;
-    if (v >= thr && finite) {
+    if (!(v > -Infinity)) {
+      if (v === v) masked++;
+      else nans++;
+      continue;
+    }
+    if (v > max) max = v;
+    if (v < min) min = v;
+    if (v >= thr) {
       ids[m++] = i;
       if (m === ids.length) {
         m = compactCandidates(logits, m, k);
@@ -654,9 +775,9 @@ function collectTopLogits(logits: Float32Array | Float64Array, n: number, k: num
       }
     }
   }
-  finiteCount = count;
+  finiteCount = n - masked - nans;
   finiteMin = min;
-  lastMax = max; // NaN or +Infinity here sends the caller to the checked path
+  lastMax = nans > 0 ? NaN : max; // NaN or +Infinity here sends the caller to the checked path
   lastThreshold = thr;
   return m;
 }
@@ -708,13 +829,26 @@ function fastTopK(
 function plainMax(logits: ArrayLike<number>, n: number): number {
   if (!(logits instanceof Float32Array || logits instanceof Float64Array)) return checkedMax(logits, n);
   const max = typedMax(logits, n);
-  return max !== max || max === Infinity ? checkedMax(logits, n) : max;
+  // Only NaNs (or nothing but NaNs and −Infinity) leave −Infinity here: the checked pass says which it is.
+  return max === Infinity || max === -Infinity ? checkedMax(logits, n) : max;
 }
 
+/**
+ * Plain comparisons in two independent chains (Math.max's NaN and −0 handling costs a third of the pass): NaN is
+ * skipped here and reported by the exp pass (sawNaN); which of ±0 wins cannot change any score's exp.
+ */
 function typedMax(logits: Float32Array | Float64Array, n: number): number {
-  let max = -Infinity;
-  for (let i = 0; i < n; i++) max = Math.max(max, logits[i]);
-  return max;
+  let m0 = -Infinity;
+  let m1 = -Infinity;
+  let i = 0;
+  for (; i + 1 < n; i += 2) {
+    const a = logits[i];
+    const b = logits[i + 1];
+    if (a > m0) m0 = a;
+    if (b > m1) m1 = b;
+  }
+  if (i < n && logits[i] > m0) m0 = logits[i];
+  return m0 > m1 ? m0 : m1;
 }
 
 let finiteCount = 0; // second and third results of checkedMax
@@ -737,20 +871,25 @@ let badInput = false; // fourth result of maxCountMin
 function maxCountMin(logits: ArrayLike<number>, n: number): number {
   let max = -Infinity;
   let min = Infinity;
-  let count = 0;
+  let masked = 0;
+  let nans = 0;
   let bad = false;
+  // Branches that are almost never taken instead of Math.max and conditional adds (see collectTopLogits).
   for (let i = 0; i < n; i++) {
     const v = logits[i];
     bad = bad || typeof v !== 'number'; // folded away for typed arrays
-    max = Math.max(max, v);
-    const finite = v > -Infinity;
-    count += finite ? 1 : 0;
-    min = finite && v < min ? v : min;
+    if (!(v > -Infinity)) {
+      if (v === v) masked++;
+      else nans++; // NaN, or a non-number (bad)
+      continue;
+    }
+    if (v > max) max = v;
+    if (v < min) min = v;
   }
-  finiteCount = count;
+  finiteCount = n - masked - nans;
   finiteMin = min;
   badInput = bad;
-  return max;
+  return nans > 0 ? NaN : max;
 }
 
 /** Throws InvalidLogits naming the first NaN, +Infinity or non-number. */
@@ -809,6 +948,7 @@ export function processLogits(
   options?: ProcessOptions,
 ): Float32Array {
   validateSamplingParams(params);
+  scoreLogits = null; // S is the score store unless the untruncated path says otherwise
   const n = logits.length;
   if (n === 0) throw new KernelError(KernelErrorCode.InvalidLogits, 'logits are empty');
   let out: Float32Array;
@@ -884,24 +1024,45 @@ export function processLogits(
     return out;
   }
   if (!(topP < 1 && count > 1)) {
-    quantizeDense(out, n, expScaled(logits, n, max, temperature));
+    scoreLogits = logits;
+    scoreMax = max;
+    scoreTemperature = temperature;
+    sawNaN = false;
+    const z = expScaled(logits, n, max, temperature);
+    if (sawNaN) throwBadLogit(logits, n);
+    quantizeDense(out, n, z);
+    scoreLogits = null;
     return out;
   }
 
   // Top-p.
-  const zt = expBucketsScaled(logits, n, max, temperature, scale);
-  if (!topPDense(n, zt, topP)) {
+  scoreLogits = logits;
+  scoreMax = max;
+  scoreTemperature = temperature;
+  sawNaN = false;
+  const zt = expMassScaled(logits, n, max, temperature, scale);
+  if (sawNaN) throwBadLogit(logits, n);
+  const kept = topPDense(n, zt, topP, scale);
+  if (kept === null) {
     // Uncertified crossing: the exact computation on the whole support.
+    fillScores(n);
     out.fill(0);
     finishExact(out, supportIds(n, false), S, topP);
     return out;
   }
-  const kept = supportIds(n, true);
   if (kept.length <= SPARSE_MAX) {
     out.fill(0);
+    fillScoresOf(kept);
     quantizeSupport(out, kept, exactWeights(kept, S));
+    scoreLogits = null;
     return out;
   }
+  // A large kept set: mask the rest in W and quantise densely.
+  for (let i = 0, p = 0; i < n; i++) {
+    if (p < kept.length && kept[p] === i) p++;
+    else W[i] = -1;
+  }
   quantizeDense(out, n, certifiedSum(n));
+  scoreLogits = null;
   return out;
 }

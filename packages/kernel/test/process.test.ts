@@ -100,6 +100,24 @@ test('bit-identical at |V| = 151,936 (Zipf-like and Gaussian logits, ties, masks
   }
 });
 
+test('bits do not depend on the calls before (the dense path adapts where it collects remainders)', () => {
+  // A peaked stream moves the collection threshold up; a flat one then has its remainder boundary below it, so
+  // the full-scan branch runs; alternating them exercises both branches and the switch between them.
+  const rand = mulberry32(11);
+  const n = 151_936;
+  const peaked = zipfLogits(n, 2.5, rand);
+  const flat = gaussianLogits(n, rand, 0.05, false, 0);
+  const mid = gaussianLogits(n, rand, 3, false, 0.1);
+  const p = { temperature: 1, topK: 0, topP: 1 };
+  const want = [peaked, flat, mid].map((l) => referenceProcessLogits(l, p));
+  for (const order of [
+    [0, 1, 0, 2, 1, 1, 0],
+    [1, 2, 0, 0, 1, 2],
+  ]) {
+    for (const k of order) assertSameBits(processLogits([peaked, flat, mid][k], p), want[k], `input ${k}`);
+  }
+});
+
 test('degenerate inputs: all-equal logits, two levels, one survivor, float64 and plain-array input', () => {
   const n = 7000;
   const flat = new Float32Array(n);

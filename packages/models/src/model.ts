@@ -3,6 +3,8 @@ import { ModelError, ModelErrorCode } from './errors.js';
 import { joinPath, toLoader } from './loader.js';
 import type { ModelLoader, ReadFile } from './loader.js';
 import { ModelSession, buildFeeds, emptyPast } from './session.js';
+import { KvSlab } from './batch.js';
+import { newKvTensors, withExtraOutputs, type NewKvOutput } from './graph.js';
 import type { ModelConfig, ModelLayout, OrtModule } from './config.js';
 export type { ModelConfig, ModelLayout, OrtModule } from './config.js';
 import type { SessionContext } from './session.js';
@@ -30,6 +32,15 @@ export interface LoadModelOptions {
 }
 
 type Json = Record<string, unknown>;
+
+/** Largest |Δlogit| between a slab pass and a single pass that the probe accepts (padding reorders sums). */
+const SLAB_PROBE_TOLERANCE = 1e-3;
+
+/** The batched variant of a model's graph (see graph.ts). */
+interface BatchGraph {
+  session: InferenceSession;
+  newKv: NewKvOutput[];
+}
 
 const PAST = /^past_key_values\.(\d+)\.(key|value)$/;
 const PRESENT = /^present(?:_key_values)?\.(\d+)\.(key|value)$/;
@@ -166,6 +177,8 @@ export class LanguageModel {
   /** tokenizer_config.json's chat template; null for a plain continuation model. */
   readonly chatTemplate: ChatTemplate | null;
   readonly #ctx: SessionContext;
+  readonly #batchGraph: ((threads?: number) => Promise<BatchGraph>) | null;
+  #batch: Promise<BatchGraph> | null = null;
   #disposed = false;
 
   /** @internal use {@link loadModel} */
@@ -177,6 +190,7 @@ export class LanguageModel {
     config: ModelConfig,
     tokenizer: TextTokenizer,
     chatTemplate: ChatTemplate | null = null,
+    batchGraph: ((threads?: number) => Promise<BatchGraph>) | null = null,
   ) {
     this.source = source;
     this.config = config;
@@ -184,6 +198,7 @@ export class LanguageModel {
     this.layout = layout;
     this.chatTemplate = chatTemplate;
     this.#ctx = { ort, session, layout, config, isDisposed: () => this.#disposed };
+    this.#batchGraph = batchGraph;
   }
 
   /** SHA-256 of the tokenizer (see tokenizerHash): equal hashes mean the pair can speculate together. */
@@ -197,10 +212,63 @@ export class LanguageModel {
     return new ModelSession(this.#ctx);
   }
 
+  /**
+   * A KV slab of `slots` rows for batched passes (batch.ts). Its ONNX session is the same graph with the
+   * new-position K/V exposed as outputs, created on first use (the weights are loaded a second time), with
+   * `threads` intra-op threads (a batched pass is wide like a prefill, where a second thread pays off).
+   */
+  async createSlab(slots: number, options: { threads?: number } = {}): Promise<KvSlab> {
+    if (this.#disposed)
+      throw new ModelError(ModelErrorCode.Disposed, `model ${this.config.name} was disposed`);
+    if (!this.#batchGraph)
+      throw new ModelError(
+        ModelErrorCode.BadArgument,
+        `${this.config.name} was not loaded with its graph bytes`,
+      );
+    // One batched session per model: the first call's thread count holds.
+    this.#batch ??= this.#batchGraph(options.threads).then((g) => this.#probeSlab(g));
+    const g = await this.#batch;
+    return new KvSlab(this.#ctx, g.session, g.newKv, slots);
+  }
+
+  /**
+   * The slab masks unused positions with attention_mask and appends new keys after the whole capacity, so a graph
+   * must derive causality from key indices, not from position_ids (the Qwen3 stand-in's export compares key index
+   * with position_id and would hide the new tokens). One short pass through both paths tells which.
+   */
+  async #probeSlab(g: BatchGraph): Promise<BatchGraph> {
+    const probe = [0, 1, 2];
+    const single = this.createSession();
+    const slab = new KvSlab(this.#ctx, g.session, g.newKv, 1);
+    try {
+      // The second pass has masked positions between the cached tokens and the new ones, as every pass will.
+      const row = slab.acquire();
+      await single.forward(probe);
+      await slab.run([{ session: row, tokens: probe }]);
+      const a = await single.forward([3, 4]);
+      const b = (await slab.run([{ session: row, tokens: [3, 4] }]))[0];
+      let worst = 0;
+      for (let i = 0; i < a.length; i++)
+        for (let v = 0; v < a[i].length; v++) worst = Math.max(worst, Math.abs(a[i][v] - b[i][v]) || 0);
+      if (worst > SLAB_PROBE_TOLERANCE) {
+        await g.session.release();
+        throw new ModelError(
+          ModelErrorCode.BadLayout,
+          `${this.layout.file}: batched passes are not supported for this graph (its logits differ by ${worst.toFixed(3)} ` +
+            'when unused cache positions are masked: the graph derives causality from position_ids)',
+        );
+      }
+      return g;
+    } finally {
+      single.dispose();
+    }
+  }
+
   /** Releases the ONNX session; sessions created from this model then throw Disposed. */
   async dispose(): Promise<void> {
     if (this.#disposed) return;
     this.#disposed = true;
+    if (this.#batch) await (await this.#batch.catch(() => null))?.session.release();
     await this.#ctx.session.release();
   }
 }
@@ -365,6 +433,8 @@ export async function loadModel(source: string, options: LoadModelOptions): Prom
   const tokCfg = tokCfgBytes ? parseJson(tokCfgBytes, 'tokenizer_config.json') : {};
   const tokenizer = new TextTokenizer(tokJson as TokenizerJson, tokCfg);
   const chatTemplate = chatTemplateFrom(tokCfg);
+  const genCfgBytes = await readOptional(loader, source, 'generation_config.json');
+  const genCfg = genCfgBytes ? parseJson(genCfgBytes, 'generation_config.json') : {};
 
   const file = await findModelFile(loader, source, options.modelFile);
   const hint = options.modelFile ? '' : '; pass modelFile to choose another onnx/model*.onnx';
@@ -439,19 +509,26 @@ export async function loadModel(source: string, options: LoadModelOptions): Prom
       );
     }
 
-    const eosRaw = cfg.eos_token_id;
-    let eosTokenIds: number[] = Array.isArray(eosRaw)
-      ? eosRaw.filter((x): x is number => typeof x === 'number')
-      : typeof eosRaw === 'number'
-        ? [eosRaw]
-        : [];
-    if (eosTokenIds.length === 0) {
-      const eosTok = tokCfg.eos_token;
-      const content =
-        typeof eosTok === 'string' ? eosTok : (eosTok as { content?: string } | undefined)?.content;
-      const id = content !== undefined ? tokenizer.tokenToId(content) : undefined;
-      if (id !== undefined) eosTokenIds = [id];
-    }
+    // Every end-of-turn token any of the three files names (config.json first: its first id is eosTokenId).
+    // Chat models often list only <|endoftext|> in config.json and add <|im_end|> in generation_config.json or
+    // tokenizer_config.json; an answer must stop on either.
+    const idsOf = (raw: unknown): number[] =>
+      Array.isArray(raw)
+        ? raw.filter((x): x is number => Number.isInteger(x) && x >= 0)
+        : Number.isInteger(raw) && (raw as number) >= 0
+          ? [raw as number]
+          : [];
+    const eosTok = tokCfg.eos_token;
+    const content =
+      typeof eosTok === 'string' ? eosTok : (eosTok as { content?: string } | undefined)?.content;
+    const tokCfgEos = content !== undefined ? tokenizer.tokenToId(content) : undefined;
+    const eosTokenIds = [
+      ...new Set([
+        ...idsOf(cfg.eos_token_id),
+        ...idsOf(genCfg.eos_token_id),
+        ...(tokCfgEos !== undefined ? [tokCfgEos] : []),
+      ]),
+    ].filter((id) => id < tokenizer.size);
     if (eosTokenIds.length === 0) {
       throw new ModelError(
         ModelErrorCode.BadConfig,
@@ -479,7 +556,37 @@ export async function loadModel(source: string, options: LoadModelOptions): Prom
       headDim,
       kvType,
     };
-    const model = new LanguageModel(source, options.ort, session, layout, config, tokenizer, chatTemplate);
+    const batchGraph = async (threads?: number): Promise<BatchGraph> => {
+      const names = layout.presentKeys.flatMap((k, i) => [k, layout.presentValues[i]]);
+      const newKv = newKvTensors(bytes, names, file);
+      try {
+        const patched = withExtraOutputs(
+          bytes,
+          newKv.map((x) => x.name),
+        );
+        const opts =
+          threads === undefined ? sessionOptions : { ...sessionOptions, intraOpNumThreads: threads };
+        return { session: await options.ort.InferenceSession.create(patched, opts), newKv };
+      } catch (e) {
+        throw new ModelError(
+          ModelErrorCode.LoadFailed,
+          `${file}: the batched graph failed to load: ${errText(e)}`,
+          {
+            cause: e,
+          },
+        );
+      }
+    };
+    const model = new LanguageModel(
+      source,
+      options.ort,
+      session,
+      layout,
+      config,
+      tokenizer,
+      chatTemplate,
+      batchGraph,
+    );
     if (config.logitsRows <= 0) {
       config.logitsRows = await probeRows({
         ort: options.ort,
@@ -501,9 +608,10 @@ export async function loadModel(source: string, options: LoadModelOptions): Prom
 
 /**
  * Execution providers for a browser: WebGPU first when a real (non-fallback) adapter exists, else WASM only.
- * Software adapters (SwiftShader) are skipped: ORT on them is about 100× slower than WASM.
+ * Software adapters (SwiftShader) are skipped unless `anyAdapter` (an explicit opt-in: tests, or a person who
+ * wants the WebGPU path whatever it costs): ORT on them is far slower than WASM.
  */
-export async function browserExecutionProviders(): Promise<string[]> {
+export async function browserExecutionProviders(options: { anyAdapter?: boolean } = {}): Promise<string[]> {
   const gpu = (globalThis as { navigator?: { gpu?: { requestAdapter(): Promise<unknown> } } }).navigator?.gpu;
   if (!gpu) return ['wasm'];
   try {
@@ -511,7 +619,9 @@ export async function browserExecutionProviders(): Promise<string[]> {
       isFallbackAdapter?: boolean;
       info?: { isFallbackAdapter?: boolean };
     } | null;
-    if (!adapter || adapter.isFallbackAdapter || adapter.info?.isFallbackAdapter) return ['wasm'];
+    if (!adapter) return ['wasm'];
+    if (!options.anyAdapter && (adapter.isFallbackAdapter || adapter.info?.isFallbackAdapter))
+      return ['wasm'];
     return ['webgpu', 'wasm'];
   } catch {
     return ['wasm'];

@@ -86,11 +86,14 @@ export const QWEN_STANDIN_DIRS = Object.freeze({
   target: path.join(STANDIN_ROOT, 'target'),
   draft: path.join(STANDIN_ROOT, 'draft'),
   draftQ4: path.join(STANDIN_ROOT, 'draft-q4'),
+  /** draft-q4 without float16 tensors (fp32 weights and KV cache): WebGPU adapters without shader-f16. */
+  draftQ4F32: path.join(STANDIN_ROOT, 'draft-q4-f32'),
 });
 
-/** Why the stand-in pair cannot be used here, or null when all three folders are present. */
+/** Why the stand-in pair cannot be used here, or null when all its folders are present. */
 export function qwenStandinMissing(): string | null {
-  for (const dir of [QWEN_STANDIN_DIRS.target, QWEN_STANDIN_DIRS.draft, QWEN_STANDIN_DIRS.draftQ4]) {
+  const { target, draft, draftQ4, draftQ4F32 } = QWEN_STANDIN_DIRS;
+  for (const dir of [target, draft, draftQ4, draftQ4F32]) {
     if (!existsSync(path.join(dir, 'onnx', 'model.onnx_data')))
       return `${dir} is missing: run \`npm run models:standin\` (needs Debian's python3-onnx and python3-numpy)`;
   }

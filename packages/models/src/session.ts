@@ -123,6 +123,28 @@ export function logitsRows(
   return out;
 }
 
+/** Refuses ids the model cannot embed and appends past the context; shared by single and batched passes. */
+export function checkTokens(config: ModelConfig, tokens: readonly number[], past: number): void {
+  const limit = Math.min(config.vocabSize, config.logitsRows);
+  for (let i = 0; i < tokens.length; i++) {
+    const t = tokens[i];
+    if (!Number.isInteger(t) || t < 0 || t >= limit) {
+      throw new ModelError(
+        ModelErrorCode.BadToken,
+        `token ${String(t)} at index ${i} is not an id of ${config.name} (valid: integers in [0, ${limit}))`,
+      );
+    }
+  }
+  const total = past + tokens.length;
+  if (total > config.maxContext) {
+    throw new ModelError(
+      ModelErrorCode.ContextOverflow,
+      `${config.name}: forwarding ${tokens.length} tokens after ${past} cached needs ${total} positions but the ` +
+        `context is ${config.maxContext}; truncate the session first`,
+    );
+  }
+}
+
 /**
  * One sequence's KV cache over a shared ONNX session. Calls must not overlap: a second call while a forward is in
  * flight throws (the protocol depends on the order of appends and truncations, so silently queueing would hide bugs).
@@ -258,25 +280,9 @@ export class ModelSession {
       );
     }
     if (n === 0) return [];
-    const limit = Math.min(config.vocabSize, config.logitsRows);
-    for (let i = 0; i < n; i++) {
-      const t = tokens[i];
-      if (!Number.isInteger(t) || t < 0 || t >= limit) {
-        throw new ModelError(
-          ModelErrorCode.BadToken,
-          `token ${String(t)} at index ${i} is not an id of ${config.name} (valid: integers in [0, ${limit}))`,
-        );
-      }
-    }
+    checkTokens(config, tokens, this.#tokens.length);
     const past = this.#tokens.length;
     const total = past + n;
-    if (total > config.maxContext) {
-      throw new ModelError(
-        ModelErrorCode.ContextOverflow,
-        `${config.name}: forwarding ${n} tokens after ${past} cached needs ${total} positions but the context ` +
-          `is ${config.maxContext}; truncate the session first`,
-      );
-    }
     // Ask the graph for at least one row so the run always has a logits output to check.
     const { feeds, owned } = buildFeeds(this.#ctx, tokens, past, this.#past, Math.max(keep, 1));
     let out: InferenceSession.ReturnType;

@@ -1,7 +1,9 @@
 import test from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
-import { QWEN_STANDIN_DIRS, nodeFileLoader, qwenStandinMissing } from '../src/node.js';
+import { cpSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { QWEN_STANDIN_DIRS, loadNodeModel, nodeFileLoader, qwenStandinMissing } from '../src/node.js';
 import { loadModel, type OrtModule } from '../src/index.js';
 import { maxAbsDiff, model, readRows } from './helpers.js';
 
@@ -12,12 +14,23 @@ import { maxAbsDiff, model, readRows } from './helpers.js';
 const missing = qwenStandinMissing();
 if (missing && process.env.DSSD_REQUIRE_STANDIN) throw new Error(missing);
 const skip = missing ?? false;
-const { target: TARGET, draft: DRAFT, draftQ4: DRAFT_Q4, root: ROOT } = QWEN_STANDIN_DIRS;
+const {
+  target: TARGET,
+  draft: DRAFT,
+  draftQ4: DRAFT_Q4,
+  draftQ4F32: DRAFT_Q4_F32,
+  root: ROOT,
+} = QWEN_STANDIN_DIRS;
 /** The numpy reference logits the generator wrote beside the models (read lazily: the pair may be absent). */
 function reference(): { ids: number[]; rows: number; models: Record<string, string> } {
   return JSON.parse(readFileSync(ROOT + 'reference.json', 'utf8'));
 }
-const ALL = { target: TARGET, draft: DRAFT, 'draft-q4': DRAFT_Q4 } as const;
+const ALL = {
+  target: TARGET,
+  draft: DRAFT,
+  'draft-q4': DRAFT_Q4,
+  'draft-q4-f32': DRAFT_Q4_F32, // no float16 tensors: for WebGPU adapters without shader-f16
+} as const;
 
 test('qwen stand-in: layout, config and tokenizer are read from the folders', { skip }, async () => {
   const [t, d, q] = await Promise.all([model(TARGET), model(DRAFT), model(DRAFT_Q4)]);
@@ -165,5 +178,33 @@ test(
     assert.ok(alpha[1] >= 0.5 && alpha[1] <= alpha[0] + 0.05, shown);
     assert.ok(top1 >= 0.3, shown); // peaked
     assert.ok(tail >= 0.02, shown); // heavy tail: real mass far down the vocabulary
+  },
+);
+
+test(
+  'qwen stand-in: end-of-turn tokens come from config.json, generation_config.json and tokenizer_config.json',
+  { skip },
+  async () => {
+    // A chat export that names only <|endoftext|> in config.json and adds <|im_end|> in generation_config.json.
+    const dir = mkdtempSync(path.join(tmpdir(), 'dssd-eos-'));
+    try {
+      for (const f of ['tokenizer.json', 'tokenizer_config.json'])
+        cpSync(path.join(DRAFT, f), path.join(dir, f));
+      symlinkSync(path.join(DRAFT, 'onnx'), path.join(dir, 'onnx'));
+      const cfg = JSON.parse(readFileSync(path.join(DRAFT, 'config.json'), 'utf8'));
+      writeFileSync(path.join(dir, 'config.json'), JSON.stringify({ ...cfg, eos_token_id: 151643 }));
+      writeFileSync(path.join(dir, 'generation_config.json'), JSON.stringify({ eos_token_id: [151645] }));
+      const m = await loadNodeModel(dir);
+      assert.equal(m.config.eosTokenId, 151643);
+      assert.deepEqual(m.config.eosTokenIds, [151643, 151645]);
+      await m.dispose();
+      // Without generation_config.json, tokenizer_config.json's eos_token (<|im_end|>) still counts.
+      rmSync(path.join(dir, 'generation_config.json'));
+      const m2 = await loadNodeModel(dir);
+      assert.deepEqual(m2.config.eosTokenIds, [151643, 151645]);
+      await m2.dispose();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   },
 );

@@ -23,12 +23,17 @@ export {
   SETTING_SPEC,
   SETTING_SPECS,
   TARGET_COST_PRESETS,
+  BATCH_COST_PRESETS,
+  BATCH_DEFAULTS,
+  batchCostMs,
+  parseBatchCost,
   TOPK_CODEC,
   WEBRTC_STACKS,
   completeSettings,
   parseWebrtcStack,
   gammaFor,
   identityOf,
+  stopTokens,
   parseSettings,
   parseTargetCost,
   settingsHelp,
@@ -54,6 +59,7 @@ export type {
   SettingSource,
   SettingSpec,
   TargetCost,
+  BatchCostTable,
   UserSettings,
   WebrtcStack,
   WelcomeBody,
@@ -87,6 +93,8 @@ export type {
 export { historyDigest } from './wire/resume.js';
 export type { ResumeAnswer, ResumeClaim } from './wire/resume.js';
 export { EdgeSession } from './edge/session.js';
+export { BatchScheduler } from './edge/batch.js';
+export type { BatchBackend, BatchSchedulerOptions, BatchStats } from './edge/batch.js';
 export type { EdgeSessionMetrics, EdgeSessionOptions, HeldSession, ResumeLookup } from './edge/session.js';
 export { SessionTable } from './edge/table.js';
 export { DeviceSession } from './device/session.js';

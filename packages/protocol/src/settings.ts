@@ -47,9 +47,12 @@ export const GAMMA = { default: 4, min: 1, max: 16, ceiling: 32, auto: 8 } as co
 
 /**
  * Pipelined drafting: the device keeps at most `window` unverified tokens in flight (default: this many blocks of
- * γ), in blocks of up to γ.
+ * γ), in blocks of up to γ. Three blocks, not two: a verdict takes RTT + one pass (≈ 42 ms at RTT 20 ms with a
+ * 32B target on an H200) and two blocks of 3 browser drafts (7 ms each) only just cover it, so the device stalls
+ * on every jitter; the kernel's pipelined model gives ×1.12 over serial with two blocks, ×1.18 with three, and
+ * nothing more with four (α 0.75), while wasted drafts grow with the window.
  */
-export const PIPELINE = { windowBlocks: 2, maxWindow: 256 } as const;
+export const PIPELINE = { windowBlocks: 3, maxWindow: 256 } as const;
 
 /**
  * The candidates codec: bounds of K; K while too few trial reports have arrived (or when the device sets none);
@@ -111,9 +114,14 @@ export interface SessionSettings {
 
 const GREEDY_OFF: SamplingParams = { temperature: 1, topK: 0, topP: 1 };
 
+/**
+ * The default codec is `candidates` with K adapted (`candidates: 'auto'`): its chooser sends K exact candidates or,
+ * when that is cheaper in expectation, P_j in its smallest exact encoding; so it is never larger than `auto` on
+ * average, and at |V| = 151,936 `auto` alone puts tens of KB down per rejection.
+ */
 export const DEFAULT_SETTINGS: Readonly<SessionSettings> = Object.freeze({
   mode: 'dssd',
-  codec: 'auto',
+  codec: 'candidates',
   gamma: GAMMA.default,
   sampling: GREEDY_OFF,
   draftSampling: GREEDY_OFF,
@@ -257,6 +265,99 @@ export function parseTargetCost(v: string): TargetCost {
     );
   }
   return { a, b: b ?? 0 };
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Batched verification (edge/batch.ts): defaults, and the EMULATED batched GPU cost T(B, total tokens)
+// ---------------------------------------------------------------------------------------------------------------
+
+export const BATCH_DEFAULTS = Object.freeze({
+  /** Tokens (sessions × longest new-token run, padding included) one batched pass takes at most. */
+  tokenBudget: 512,
+  /** Requests with more new tokens than this (prompt prefills) run in a pass of their own, not padding others. */
+  soloAbove: 16,
+});
+
+/** A measured batched-pass cost table: ms[i][j] for batch[i] sessions scoring k[j] new tokens each. */
+export interface BatchCostTable {
+  label: string;
+  batch: readonly number[];
+  k: readonly number[];
+  ms: readonly (readonly number[])[];
+}
+
+/**
+ * H200 tables (docs: ../shared/reference/scale.md "Target verification cost on a GPU"; bf16, CUDA graphs, 1,024
+ * cached tokens). `h200-7b` is the flash-attention lower bound, `h200-7b-masked` the masked-SDPA upper bound.
+ */
+export const BATCH_COST_PRESETS: Readonly<Record<string, BatchCostTable>> = Object.freeze({
+  'h200-7b': {
+    label: 'H200 Qwen2.5-7B shapes, flash attention',
+    batch: [1, 4, 16, 64, 128, 256],
+    k: [1, 3, 5, 9],
+    ms: [
+      [6.0, 6.5, 6.6, 6.7],
+      [6.2, 6.8, 7.0, 7.2],
+      [6.8, 8.6, 8.7, 9.1],
+      [7.4, 14.8, 19.1, 24.6],
+      [8.9, 25.4, 31.7, 44.2],
+      [12.5, 47.2, 60.9, 85.9],
+    ],
+  },
+  'h200-7b-masked': {
+    label: 'H200 Qwen2.5-7B shapes, masked SDPA',
+    batch: [1, 16, 64, 128, 256],
+    k: [1, 3, 5, 9],
+    ms: [
+      [6.2, 7.4, 7.5, 7.7],
+      [7.0, 11.6, 11.7, 12.3],
+      [7.6, 24.6, 28.8, 34.3],
+      [9.0, 43.7, 49.4, 61.2],
+      [12.7, 82.2, 94.2, 119.5],
+    ],
+  },
+  'h200-32b': {
+    label: 'H200 Qwen2.5-32B shapes, flash attention',
+    batch: [1, 16, 64],
+    k: [1, 5, 9],
+    ms: [
+      [20.3, 21.7, 22.4],
+      [22.6, 29.2, 32.1],
+      [27.5, 67.9, 91.8],
+    ],
+  },
+});
+
+/** Linear interpolation of ys over xs at x, extrapolating the end segments (never below 0). */
+function interp(xs: readonly number[], ys: readonly number[], x: number): number {
+  if (xs.length === 1) return ys[0];
+  let i = 0;
+  while (i < xs.length - 2 && x > xs[i + 1]) i++;
+  const t = (x - xs[i]) / (xs[i + 1] - xs[i]);
+  return Math.max(0, ys[i] + t * (ys[i + 1] - ys[i]));
+}
+
+/**
+ * EMULATED ms of one batched pass of `batch` sessions scoring `tokens` new tokens in all: bilinear in (B, k = tokens
+ * / B) over the table, k clamped to its range below (a 1-token step costs the k = 1 column), extrapolated above.
+ */
+export function batchCostMs(table: BatchCostTable, batch: number, tokens: number): number {
+  if (batch <= 0) return 0;
+  const k = Math.max(table.k[0], tokens / batch);
+  const col = table.ms.map((row) => interp(table.k, row, k));
+  return interp(table.batch, col, batch);
+}
+
+/** Parses a --batch-cost preset name. */
+export function parseBatchCost(v: string): BatchCostTable {
+  const t = BATCH_COST_PRESETS[v.trim()];
+  if (!t) {
+    throw new ProtocolError(
+      ProtocolErrorCode.BadSettings,
+      `batch cost must be one of ${Object.keys(BATCH_COST_PRESETS).join(', ')}, got ${JSON.stringify(v)}`,
+    );
+  }
+  return t;
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -575,13 +676,33 @@ export interface ModelIdentity {
   vocabSize: number;
   maxContext: number;
   eosTokenId: number;
+  /**
+   * Every token that ends a turn, eosTokenId included (config.json / generation_config.json `eos_token_id`,
+   * tokenizer_config.json `eos_token`: Qwen's <|im_end|> and <|endoftext|>). The edge's list decides for both
+   * sides: the edge stops `ar` on it, the device cuts its answers on it. Absent: eosTokenId alone.
+   */
+  stopTokenIds?: number[];
   name?: string;
 }
+
+/** The tokens that end a turn for a model of this identity. */
+export function stopTokens(id: ModelIdentity): ReadonlySet<number> {
+  return new Set([id.eosTokenId, ...(id.stopTokenIds ?? [])].filter((t) => t >= 0));
+}
+
+/** At most this many stop tokens cross the handshake. */
+const MAX_STOP_TOKENS = 16;
 
 /** A loaded model's identity (anything shaped like @dssd/models' LanguageModel). */
 export function identityOf(m: {
   tokenizerHash: string;
-  config: { vocabSize: number; maxContext: number; eosTokenId: number; name?: string };
+  config: {
+    vocabSize: number;
+    maxContext: number;
+    eosTokenId: number;
+    eosTokenIds?: readonly number[];
+    name?: string;
+  };
 }): ModelIdentity {
   const c = m.config;
   const id: ModelIdentity = {
@@ -590,6 +711,8 @@ export function identityOf(m: {
     maxContext: c.maxContext,
     eosTokenId: c.eosTokenId,
   };
+  const extra = (c.eosTokenIds ?? []).filter((t) => t !== c.eosTokenId);
+  if (extra.length > 0) id.stopTokenIds = [c.eosTokenId, ...extra].slice(0, MAX_STOP_TOKENS);
   if (c.name !== undefined) id.name = c.name;
   return id;
 }
@@ -711,6 +834,12 @@ export function validateIdentity(x: unknown): ModelIdentity {
     maxContext: int(x.maxContext, 'model.maxContext', 2, 1 << 24),
     eosTokenId: int(x.eosTokenId, 'model.eosTokenId', -1, (1 << 24) - 1),
   };
+  if (x.stopTokenIds !== undefined) {
+    const s = x.stopTokenIds;
+    if (!Array.isArray(s) || s.length > MAX_STOP_TOKENS)
+      bad(`model.stopTokenIds must be a list of at most ${MAX_STOP_TOKENS} token ids`);
+    id.stopTokenIds = (s as unknown[]).map((t, i) => int(t, `model.stopTokenIds[${i}]`, 0, id.vocabSize - 1));
+  }
   if (typeof x.name === 'string') id.name = x.name.slice(0, 200);
   return id;
 }

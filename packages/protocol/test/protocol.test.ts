@@ -2,8 +2,15 @@ import test from 'node:test';
 import assert from 'node:assert/strict';
 import { processLogits, sampleFrom } from '@dssd/kernel';
 import { encodeFrame } from '@dssd/codec';
-import { ProtocolError, ProtocolErrorCode, type DownlinkCodec } from '../src/index.js';
-import { ToyLm, toyPair } from './toy.js';
+import {
+  ProtocolError,
+  ProtocolErrorCode,
+  stopTokens,
+  validateIdentity,
+  type DeviceOptions,
+  type DownlinkCodec,
+} from '../src/index.js';
+import { ToyLm, toyIdentity, toyPair } from './toy.js';
 
 const greedy = { temperature: 0, topK: 0, topP: 1 };
 const t1 = { temperature: 1, topK: 0, topP: 1 };
@@ -123,6 +130,35 @@ test('end of sequence ends the turn; the next turn continues after it', async ()
   assert.deepEqual(r2.tokens, end2 >= 0 ? ref2.slice(0, end2) : ref2);
   assert.deepEqual(p.device.history.slice(0, full.length), full);
   p.device.close();
+});
+
+test("every one of the edge's stop tokens ends the turn (dssd, pipelined, dsd, ar); the list is validated", async () => {
+  const ref = argmaxDecode(12, [2, 2], 30);
+  // The end-of-sequence token comes late; an extra end-of-turn token (Qwen's <|im_end|> beside <|endoftext|>)
+  // comes first and must end the answer on both sides.
+  const extra = ref[3];
+  const eos = ref.slice(4).find((t) => t !== extra && !ref.slice(0, 4).includes(t));
+  assert.ok(eos !== undefined);
+  const cut = ref.indexOf(extra);
+  const configs: DeviceOptions['settings'][] = [
+    { mode: 'dssd', gamma: 4, sampling: greedy },
+    { mode: 'dssd', gamma: 2, sampling: greedy, pipeline: true },
+    { mode: 'dsd', gamma: 3, sampling: greedy },
+    { mode: 'ar', sampling: greedy },
+  ];
+  for (const s of configs) {
+    const p = await toyPair(s, { eos, stops: [eos, extra] });
+    const r = await p.device.generate([2, 2], { maxNewTokens: 30 });
+    assert.equal(r.done, 'eos', `${s.mode}${s.pipeline ? ' pipelined' : ''}`);
+    assert.deepEqual(r.tokens, ref.slice(0, cut), `${s.mode}${s.pipeline ? ' pipelined' : ''}`);
+    assert.equal(p.device.history.at(-1), extra); // the stop token is in the history (the next turn follows it)
+    p.device.close();
+  }
+  const id = { ...toyIdentity(12), stopTokenIds: [3, 5] };
+  assert.deepEqual(validateIdentity(id).stopTokenIds, [3, 5]);
+  assert.throws(() => validateIdentity({ ...id, stopTokenIds: [3, 12] }), /stopTokenIds\[1\]/);
+  assert.throws(() => validateIdentity({ ...id, stopTokenIds: 3 }), /list of at most 16/);
+  assert.deepEqual([...stopTokens(id)].sort(), [3, 5]);
 });
 
 test('a mismatched tokenizer is refused with a clear error', async () => {

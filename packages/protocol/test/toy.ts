@@ -80,6 +80,8 @@ export async function toyPair(
     noise?: number;
     maxContext?: number;
     eos?: number;
+    /** The edge model's stop tokens (stopTokenIds), besides `eos`. */
+    stops?: number[];
     deviceModel?: Partial<ModelIdentity>;
     adaptiveGamma?: boolean;
     maxMessageSize?: number;
@@ -91,7 +93,11 @@ export async function toyPair(
   const edgeTransport = new FrameTransport(b);
   const target = new ToyLm(V, 1, 0, 99, o.maxContext ?? 1 << 20);
   const draft = new ToyLm(V, 1, o.noise ?? 1.5, 7, o.maxContext ?? 1 << 20);
-  const edgeModel = { ...toyIdentity(V, o.maxContext), eosTokenId: o.eos ?? -1 };
+  const edgeModel: ModelIdentity = {
+    ...toyIdentity(V, o.maxContext),
+    eosTokenId: o.eos ?? -1,
+    ...(o.stops ? { stopTokenIds: o.stops } : {}),
+  };
   const edge = new EdgeSession({
     sessionId: 7,
     model: edgeModel,

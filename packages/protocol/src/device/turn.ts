@@ -13,7 +13,7 @@ import {
   type SessionRng,
 } from '@dssd/kernel';
 import { ProtocolError, ProtocolErrorCode } from '../errors.js';
-import { PIPELINE, type SessionSettings, type WelcomeBody } from '../settings.js';
+import { PIPELINE, stopTokens, type SessionSettings, type WelcomeBody } from '../settings.js';
 import type { TransportCounters } from '../wire/transport.js';
 import { choosePipeline, type GammaController } from './adaptive.js';
 import type { DeviceOptions, GenerateOptions, TokenOrigin, TurnResult, TurnStats } from './types.js';
@@ -74,6 +74,7 @@ export function emptyTurnStats(): TurnStats {
     wallMs: 0,
     tokensPerSecond: 0,
     draftMs: 0,
+    draftSteps: 0,
     waitMs: 0,
     kernelMs: 0,
     gammas: [],
@@ -93,6 +94,11 @@ export class TurnRun {
   /** Wire round of the current attempt's turn frame. */
   private r0 = 0;
   private done: DoneReason | null = null;
+  /**
+   * EMULATION: ms by which earlier padded drafts overshot `draftCostMs` (a timer on a shared event loop fires
+   * late); the next pads are shortened by it so the mean drafted-token cost stays the nominal one.
+   */
+  private draftOvershoot = 0;
   /** Transport counters when the turn began. */
   private readonly start: { up: number; down: number; mu: number; md: number };
 
@@ -213,9 +219,9 @@ export class TurnRun {
 
   /** Commits tokens; cuts at end-of-sequence and at the token budget. Returns false when the turn is over. */
   private commit(toks: number[], origins: TokenOrigin[]): boolean {
-    const eos = this.s.welcome.model.eosTokenId;
+    const stops = stopTokens(this.s.welcome.model);
     const budget = this.o.maxNewTokens - this.tokens.length;
-    const eosAt = toks.indexOf(eos);
+    const eosAt = toks.findIndex((t) => stops.has(t));
     let n = eosAt >= 0 ? eosAt + 1 : toks.length;
     if (eosAt >= 0 && n <= budget) this.done = 'eos';
     else if (n >= budget) {
@@ -224,7 +230,7 @@ export class TurnRun {
     }
     const kept = toks.slice(0, n);
     this.s.history.push(...kept);
-    const visible = this.done === 'eos' && kept[kept.length - 1] === eos ? kept.slice(0, -1) : kept;
+    const visible = this.done === 'eos' && stops.has(kept[kept.length - 1]) ? kept.slice(0, -1) : kept;
     for (let k = 0; k < visible.length; k++) {
       this.tokens.push(visible[k]);
       this.origins.push(origins[k]);
@@ -411,8 +417,14 @@ export class TurnRun {
     const rows = await this.i.opts.drafter!.forward(feed);
     const Q = processLogits(rows[rows.length - 1], this.s.settings.draftSampling);
     const x = sampleFrom(Q, u);
-    const pad = (this.i.opts.draftCostMs ?? 0) - (this.i.now() - t0);
-    if (pad > 0) await sleep(pad);
+    this.stats.draftSteps++;
+    const cost = this.i.opts.draftCostMs ?? 0;
+    if (cost > 0) {
+      const pad = cost - (this.i.now() - t0) - this.draftOvershoot;
+      if (pad > 0) await sleep(pad);
+      // Carry at most one token's cost, so a long stall (a GC, a busy edge) is not repaid by many free drafts.
+      this.draftOvershoot = Math.min(cost, Math.max(0, this.draftOvershoot + this.i.now() - t0 - cost));
+    }
     return { x, Q };
   }
 
@@ -452,7 +464,7 @@ export class TurnRun {
     const set = s.settings;
     const drafter = this.i.opts.drafter!;
     const fixed = { block: set.gamma, window: set.window || PIPELINE.windowBlocks * set.gamma };
-    const eos = s.welcome.model.eosTokenId;
+    const stops = stopTokens(s.welcome.model);
     /** Blocks sent and not yet answered, oldest first; their drafts follow the committed history in order. */
     const inflight: {
       round: number;
@@ -508,7 +520,7 @@ export class TurnRun {
           q.push(Q[x]);
           Qs.push(Q);
           feed = [x];
-          if (x === eos) {
+          if (stops.has(x)) {
             endDrafted = true;
             break;
           }

@@ -28,7 +28,8 @@ export interface DeviceOptions {
   rules?: RoundRules;
   /**
    * EMULATION: pads each drafted token to this many ms with an asynchronous sleep (a browser draft's cost on a
-   * device that drafts faster), so benchmarks can measure with realistic draft costs.
+   * device that drafts faster), so benchmarks can measure with realistic draft costs. A sleep's overshoot is
+   * carried into the next pads (at most one token's cost), so the mean cost per drafted token is this one.
    */
   draftCostMs?: number;
   /** How long to wait for any edge frame. */
@@ -75,6 +76,8 @@ export interface TurnStats {
   tokensPerSecond: number;
   /** Time in the draft model (forward passes and processing). */
   draftMs: number;
+  /** Tokens the draft model produced, verified or wasted: draftMs / draftSteps is the cost of one draft. */
+  draftSteps: number;
   /** Time from sending an uplink frame to its answer: network plus edge verify. */
   waitMs: number;
   /** Time in the kernel on the device (decode, residual, candidates). */

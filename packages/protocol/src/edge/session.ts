@@ -41,6 +41,7 @@ import {
   CANDIDATES,
   DEFAULT_EDGE_LIMITS,
   PROTOCOL_VERSION,
+  stopTokens,
   validateHello,
   type EdgeLimits,
   type ModelIdentity,
@@ -595,7 +596,7 @@ export class EdgeSession {
 
   private async generateAr(maxNewTokens: number): Promise<void> {
     const s = this.settings!;
-    const eos = this.opts.model.eosTokenId;
+    const stops = stopTokens(this.opts.model);
     try {
       for (let n = 0; n < maxNewTokens; n++) {
         if (this.arStop || this.closed) {
@@ -613,7 +614,7 @@ export class EdgeSession {
         this.metrics.verifyMs.push(ms);
         if (this.metrics.verifyMs.length > 4096) this.metrics.verifyMs.splice(0, 2048);
         let done: DoneReason | undefined;
-        if (tok === eos) done = 'eos';
+        if (stops.has(tok)) done = 'eos';
         else if (n + 1 === maxNewTokens) done = 'maxTokens';
         else if (this.history.length >= this.maxContext) done = 'contextEnd';
         await this.send({ kind: 'arTokens', ids: [tok], ...(done ? { done } : {}) }, this.roundBase + n);

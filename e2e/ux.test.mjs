@@ -139,7 +139,9 @@ test('settings: a URL with bad and unknown keys applies the rest and names each 
     .evaluateAll((els) => els.map((e) => e.className.split(' ')[0]));
   expect(order).toEqual(['turn', 'divider', 'turn']);
   await expect(page.locator('.answer-meta').first()).toContainText(/^ar · temperature 0/);
-  await expect(page.locator('.answer-meta').last()).toContainText(/^dssd · γ 4 · codec candidates · temperature 0/);
+  await expect(page.locator('.answer-meta').last()).toContainText(
+    /^dssd · γ 4 · codec candidates · temperature 0/,
+  );
   expect(errors).toEqual([]);
 });
 

@@ -25,6 +25,7 @@ import {
   type LmSession,
 } from '@dssd/protocol';
 import { runLoad } from '@dssd/edge-node';
+import { prng } from '@dssd/protocol/testing';
 import { capacityPlot, type CapacityPoint } from './plots.js';
 import { renderSvg } from './render.js';
 import { REPO_ROOT } from './paths.js';
@@ -78,18 +79,6 @@ class StubLm implements LmSession {
   }
 }
 
-/** Mulberry32: the stub devices' acceptance draws, seeded per device. */
-function rng(seed: number) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /** One EMULATED point: stub devices and a stub target behind the production scheduler with a table cost. */
 export async function emulatedPoint(o: {
   devices: number;
@@ -116,7 +105,7 @@ export async function emulatedPoint(o: {
   await Promise.all(
     Array.from({ length: o.devices }, async (_, i) => {
       const lm = sched.wrap(new StubLm());
-      const draw = rng(i + 1);
+      const draw = prng(i + 1); // the stub devices' acceptance draws, seeded per device
       // Stagger the starts over one round so the devices do not move in lockstep.
       await sleep(draw() * (E.gamma * E.draftMs + E.rttMs));
       while (performance.now() < end) {

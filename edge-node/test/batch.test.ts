@@ -5,6 +5,7 @@
  * passes the fidelity test while other sessions keep the batches full.
  */
 import test, { after, before } from 'node:test';
+import { releaseWebrtc } from '@dssd/protocol/node';
 import assert from 'node:assert/strict';
 import { loadNodeModel, DEFAULT_MODEL_DIRS, defaultPrompts } from '@dssd/models/node';
 import type { LanguageModel } from '@dssd/models';
@@ -28,6 +29,7 @@ before(async () => {
 after(async () => {
   await batched.close();
   await plain.close();
+  releaseWebrtc(); // a leftover node-datachannel peer connection would keep the test process alive
 });
 
 /** |P(top1) − P(top2)| of the target after `prefix` (the load tool's near-tie rule). */

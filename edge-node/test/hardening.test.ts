@@ -3,6 +3,7 @@
  * door, limits that hold under concurrency, bounded memory per peer. Each test failed on the code before its fix.
  */
 import test, { after, before } from 'node:test';
+import { releaseWebrtc } from '@dssd/protocol/node';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import net from 'node:net';
@@ -35,6 +36,7 @@ before(async () => {
 after(async () => {
   for (const c of conns) c.close();
   for (const e of edges) await e.close();
+  releaseWebrtc(); // a leftover node-datachannel peer connection would keep the test process alive
 });
 
 async function edge(o: EdgeNodeOptions = {}): Promise<EdgeNode> {

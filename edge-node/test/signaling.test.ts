@@ -4,6 +4,7 @@
  * other): chunking, reassembly and backpressure must hold for both.
  */
 import test from 'node:test';
+import { releaseWebrtc } from '@dssd/protocol/node';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -45,6 +46,7 @@ const opened: { close(): void }[] = [];
 test.after(() => {
   // A failing test must not leave a peer connection keeping node alive.
   for (const c of opened) c.close();
+  releaseWebrtc();
 });
 
 async function startServer(opts: Partial<AcceptPeerOptions> = {}): Promise<TestServer> {

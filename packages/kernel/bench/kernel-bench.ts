@@ -51,7 +51,9 @@ const SEED = arg('seed', 20261129);
 const GAMMA = 4;
 // A fall-back also costs a round trip; the chooser prices it in bytes: 20 ms at 50 Mbit/s by default.
 const RTT_PENALTY = arg('rtt-penalty-bytes', 125_000);
-const DATE = '2026-11-29';
+/** node --expose-gc provides it (the package's bench script passes the flag). */
+const gc = (globalThis as { gc?: () => void }).gc;
+const DATE = new Date().toISOString().slice(0, 10);
 const OUT_DIR = argStr('out', fileURLToPath(new URL('../../../../bench/results/', import.meta.url)));
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -189,9 +191,14 @@ function runCell(
   params: SamplingParams,
   rand: () => number,
 ) {
-  const timed = cell.positions < TIMED;
+  // Timed positions are spread over the stream (not its first ones, where the JIT and the adaptive thresholds
+  // are still settling), and each timed pair starts after a full GC when node runs with --expose-gc, so neither
+  // implementation pays for the other's garbage.
+  const stride = Math.max(1, Math.floor(POSITIONS / TIMED));
+  const timed = (cell.positions + 1) % stride === 0 && cell.newMs.length < TIMED;
   let P: Float32Array;
   if (timed) {
+    gc?.();
     // Interleaved old/new on the same logits; wall time and this process's CPU time (the cores are shared).
     let c0 = process.cpuUsage();
     let t0 = performance.now();
@@ -279,7 +286,7 @@ console.log(
 // Warm-up: let the JIT optimise both implementations before anything is timed.
 {
   const rand = xoshiro128(SEED - 1);
-  for (let k = 0; k < 8; k++) {
+  for (let k = 0; k < 24; k++) {
     const { target } = makePosition(rand, 0.5, 1 + (k % 3));
     for (const t of TRUNCATIONS) {
       hold(processLogits(target, t.params));
@@ -352,7 +359,8 @@ const lines = [
   `# Kernel benchmark, |V| = ${V} (${DATE})`,
   '',
   `\`npm run bench:kernel\` — ${POSITIONS} positions × ${REPLICAS} acceptance tests per scenario, ${TIMED} timed ` +
-    `positions per cell, seed ${SEED}, Node ${process.version}, single thread, Float32Array logits. ` +
+    `positions per cell (spread over the stream${gc ? ', each after a full GC' : ''}), seed ${SEED}, Node ` +
+    `${process.version}, single thread, Float32Array logits. ` +
     'Target logits −a·ln(rank) over a random rank→id permutation per position, draft = target + σ·N(0,1). ' +
     'α = E[1 − TV] over positions. Processing: the original implementation (test/reference-sampling.ts) and the ' +
     'current one on the same logits, interleaved, outputs compared bit for bit. K from CandidateCountChooser fed ' +

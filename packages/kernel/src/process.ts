@@ -2,28 +2,24 @@
  * processLogits at real vocabulary sizes (|V| ≈ 152k) in O(|V|) with a few light passes.
  *
  * The output is defined by the straightforward algorithm (see processLogits' doc and test/reference-sampling.ts):
- * scaled scores, top-k, top-p over a float64 running sum, softmax with expNonPositive, largest-remainder
- * quantisation onto the 2^-24 grid. The fast path computes the same bits with a certificate at each step:
+ * scaled scores, top-k, top-p over a float64 running sum, softmax with expNonPositive (table-driven, basic IEEE
+ * operations only), normaliser summed in index order, x = e·(2^24/z), largest-remainder quantisation onto the
+ * 2^-24 grid. The fast path computes the same bits:
  *
- * - exp: the table-driven fastExpNonPositive is within FAST_EXP_REL_ERR of expNonPositive. Adding it to the
- *   running normaliser z is accepted only when every value in that error interval would round to the same sum
- *   (rounding is monotone, so checking the two ends suffices); otherwise the exact exp is computed. So z is
- *   bit-identical to the reference's z.
- * - floor(e/z·2^24) is accepted when the error interval of x contains no integer, else recomputed exactly.
- * - largest remainders: a histogram of approximate remainders finds the boundary bucket; entries that are
- *   surely above or below it are decided without exact values, and only the few near it (≈40) get exact
- *   remainders and are sorted.
- * - top-k selects with a histogram on the scaled scores and sorts only the boundary bucket.
+ * - one pass for the exps and their index-order sum, one for the floors (collecting the tokens whose remainder
+ *   may reach the boundary; the threshold adapts to the stream), a histogram of the collected remainders, and a
+ *   sort of the boundary bucket only (≈ 40 entries).
+ * - top-k selects while validating (a rising threshold, quickselect on the few candidates).
  * - top-p finds the crossing of the running sum with a histogram of masses; the kept prefix is exact as long as
- *   the sums on both sides of the crossing are farther from topP than the worst-case summation error, otherwise
- *   it is recomputed with a full sort.
+ *   the sums on both sides of the crossing are farther from topP than the worst-case difference of summation
+ *   orders, otherwise it is recomputed with a full sort.
  *
- * Anything uncertain or unusual falls back to exact code, so the fast path can only ever cost time, never bits.
- * Scratch buffers are module-level and reused; none is ever returned (the output is a new array unless the
- * caller passes `out`), so a distribution a caller keeps is never overwritten by a later call.
+ * Anything unusual falls back to plain code, so the fast path can only ever cost time, never bits. Scratch
+ * buffers are module-level and reused; none is ever returned (the output is a new array unless the caller passes
+ * `out`), so a distribution a caller keeps is never overwritten by a later call.
  */
 import { KernelError, KernelErrorCode } from './errors.js';
-import { FAST_EXP_MIN, FAST_EXP_REL_ERR, expExact, fastExpNonPositive } from './exp.js';
+import { EXP_MIN, expInRange, expKernel } from './exp.js';
 
 /** HF-style sampling parameters. temperature 0 = greedy, topK 0 = off, topP 1 = off. */
 export interface SamplingParams {
@@ -79,15 +75,11 @@ export function validateSamplingParams(params: SamplingParams): void {
 }
 
 // ---------------------------------------------------------------------------------------------------------------
-// Constants of the certificates.
+// Constants.
 // ---------------------------------------------------------------------------------------------------------------
-/** Relative half-width of the interval that surely holds expNonPositive(s) around fastExpNonPositive(s). */
-const E_WIDTH = 2 * FAST_EXP_REL_ERR;
-/** Same for x = e/z·2^24: the exp error plus the roundings of e·(2^24/z) against (e/z)·2^24, with margin. */
-const X_WIDTH = 4 * FAST_EXP_REL_ERR;
 /**
  * Margin around topP: the reference's running sum of k ≤ 2^18 rounded terms is within (k+1)·2^-53 ≈ 3e-11 of the
- * real sum, and ours (bucket sums, approximate exps) within ≈ 6e-11; 2^-32 ≈ 2.3e-10 covers both.
+ * real sum, and ours (bucket sums in another order) within about as much; 2^-32 ≈ 2.3e-10 covers both.
  */
 const TOP_P_MARGIN = 2 ** -32;
 /** Histogram size for scores and remainders (remainder buckets are r·2^12, exact). */
@@ -103,10 +95,11 @@ let W = new Float64Array(0); // per token: e, then x = e/z·2^24; -1 marks a tok
 let S = new Float64Array(0); // scaled scores (truncation paths only)
 let BK = new Uint16Array(0); // score bucket per token
 let IDX = new Int32Array(0); // collected token ids
-let XS = new Float64Array(0); // x = e/z·2^24 of the tokens collected by floorPass (aligned with IDX)
+let XS = new Float64Array(0); // remainders of the tokens collected by floorPass (aligned with IDX)
 let KEPT = new Int32Array(0); // top-p: ids of the buckets before the crossing
 const HIST = new Int32Array(BUCKETS);
 const MASS = new Float64Array(BUCKETS);
+const MASS_ODD = new Float64Array(BUCKETS);
 
 function ensureScratch(n: number): void {
   if (W.length >= n) return;
@@ -131,11 +124,6 @@ function scoreOf(i: number): number {
   return scoreTemperature === 1 ? l[i] - scoreMax : (l[i] - scoreMax) / scoreTemperature;
 }
 
-/** Writes the scores of `ids` into S (the exact code on a small support reads them there). */
-function fillScoresOf(ids: Int32Array): void {
-  for (let k = 0; k < ids.length; k++) S[ids[k]] = scoreOf(ids[k]);
-}
-
 /** Fills S on the untruncated path, for the rare exact fall-backs that read every score. */
 function fillScores(n: number): void {
   if (scoreLogits === null) return;
@@ -153,7 +141,7 @@ function sortByScore(ids: Int32Array, s: Float64Array): Int32Array {
 }
 
 /**
- * Largest-remainder quantisation of weights e (aligned with ids, ids ascending) onto `out`: floor of e/z·2^24,
+ * Largest-remainder quantisation of weights e (aligned with ids, ids ascending) onto `out`: floor of e·(2^24/z),
  * then the missing units one each to the largest remainders (ties: lower id). Handles the rounding corner cases
  * the way the original implementation did (more missing units than tokens: whole rounds; a surplus: units taken
  * back from the smallest remainders, higher id first, round robin). Plain sorts: for small supports and rare
@@ -168,9 +156,10 @@ export function quantizeSupport(out: Float32Array, ids: Int32Array, e: Float64Ar
   }
   const units = new Float64Array(n);
   const rem = new Float64Array(n);
+  const scale = PROB_UNITS / z;
   let total = 0;
   for (let k = 0; k < n; k++) {
-    const x = (e[k] / z) * PROB_UNITS;
+    const x = e[k] * scale;
     const f = Math.floor(x);
     units[k] = f;
     rem[k] = x - f;
@@ -198,10 +187,17 @@ export function quantizeSupport(out: Float32Array, ids: Int32Array, e: Float64Ar
   for (let k = 0; k < n; k++) out[ids[k]] = units[k] * PROB_UNIT;
 }
 
-/** Exact exps of the scores of `ids`. */
-function exactWeights(ids: Int32Array, s: Float64Array): Float64Array {
+/** Exps of the scores of `ids`. */
+function weightsOf(ids: Int32Array, s: Float64Array): Float64Array {
   const e = new Float64Array(ids.length);
-  for (let k = 0; k < ids.length; k++) e[k] = expExact(s[ids[k]]);
+  for (let k = 0; k < ids.length; k++) e[k] = expKernel(s[ids[k]]);
+  return e;
+}
+
+/** The exps held in W of `ids`. */
+function heldWeights(ids: Int32Array): Float64Array {
+  const e = new Float64Array(ids.length);
+  for (let k = 0; k < ids.length; k++) e[k] = W[ids[k]];
   return e;
 }
 
@@ -224,14 +220,14 @@ function topPExact(ids: Int32Array, e: Float64Array, s: Float64Array, topP: numb
   return null;
 }
 
-/** The whole processing on an explicit support (ids ascending) with exact arithmetic and plain sorts. */
+/** The whole processing on an explicit support (ids ascending) with plain sorts. */
 function finishExact(out: Float32Array, ids: Int32Array, s: Float64Array, topP: number): void {
-  let e = exactWeights(ids, s);
+  let e = weightsOf(ids, s);
   if (topP < 1 && ids.length > 1) {
     const kept = topPExact(ids, e, s, topP);
     if (kept) {
       ids = kept;
-      e = exactWeights(ids, s);
+      e = weightsOf(ids, s);
     }
   }
   quantizeSupport(out, ids, e);
@@ -244,140 +240,183 @@ function finishExact(out: Float32Array, ids: Int32Array, s: Float64Array, topP: 
 // Each hot loop is a function of its own: V8 optimises a long loop on-stack, and code after it that has not run yet
 // would deoptimise the whole function on every call.
 
-/**
- * The exact index-order sum of the support in W (approximate or exact exps): an approximate term is kept when
- * both ends of its error interval give the same rounded sum (rounding is monotone, so then every value in
- * between, the exact exp included, gives it too), else it is replaced by the exact exp.
- */
-function certifiedSum(n: number): number {
+/** Masks every token but `kept` (ascending) in W; returns the index-order sum of the kept exps. */
+function keepOnly(n: number, kept: Int32Array): number {
   const w = W;
   let cum = 0;
-  for (let i = 0; i < n; i++) {
-    const e = w[i];
-    if (e < 0) continue;
-    const d = e * E_WIDTH;
-    const a = cum + (e - d);
-    if (a === cum + (e + d)) cum = a;
-    else {
-      const ex = expExact(scoreOf(i));
-      w[i] = ex;
-      cum += ex;
-    }
+  for (let i = 0, p = 0; i < n; i++) {
+    if (p < kept.length && kept[p] === i) {
+      p++;
+      cum += w[i];
+    } else w[i] = -1;
   }
   return cum;
 }
 
-/** Fills W with approximate exps of the support (S[i] > -Infinity), -1 elsewhere (certifiedSum follows). */
+/** The index-order sum of the support's exps in W (entries >= 0). */
+function supportSum(n: number): number {
+  const w = W;
+  let cum = 0;
+  for (let i = 0; i < n; i++) {
+    const e = w[i];
+    if (e >= 0) cum += e;
+  }
+  return cum;
+}
+
+/** Fills W with the exps of the support (S[i] > -Infinity), -1 elsewhere. */
 function expSupport(n: number): void {
   const w = W;
   const sc = S;
   for (let i = 0; i < n; i++) {
     const s = sc[i];
-    w[i] = !(s > -Infinity) ? -1 : s < FAST_EXP_MIN ? expExact(s) : fastExpNonPositive(s);
+    w[i] = s > -Infinity ? expKernel(s) : -1;
   }
 }
+
+let collectedCount = 0; // second result of expPass: tokens collected into IDX
+let collectedMass = 0; // third result (score rule only): the sum of their exps
+let maskedCount = 0; // fourth result: tokens outside the support
 
 /**
- * The untruncated hot path in one pass: W = exps of (logits − max)/T over the support (-1 elsewhere), each
- * approximate exp certified as in certifiedSum; returns the exact index-order sum. Scores are not stored
- * (scoreOf recomputes one); a NaN logit sets sawNaN.
+ * The exp pass of the untruncated and top-p paths: W = exps of (logits − max)/T over the support (-1 elsewhere);
+ * returns their index-order sum z. Collects into IDX (collectedCount, collectedMass) every token that
+ * - has e >= (sum so far)·cutScale. With cutScale = from·2^-24·(1 − 2^-40) these are all the tokens whose x =
+ *   e·2^24/z may be >= from: z is not known yet, but the running sum is a lower bound of it (the factor absorbs
+ *   the roundings of x); or
+ * - scores >= sCut (top-p candidates).
+ * Infinity turns either rule off. Counts the masked tokens (maskedCount). Scores are not stored (scoreOf
+ * recomputes one); a NaN logit sets sawNaN.
  */
-function expScaled(logits: ArrayLike<number>, n: number, max: number, temperature: number): number {
-  const w = W;
-  let cum = 0;
-  let i = 0;
-  // Two tokens per iteration: their exps are independent, which the CPU overlaps; the certified additions stay
-  // in index order.
-  for (; i + 1 < n; i += 2) {
-    // Dividing by 1 is exact, so skip it.
-    const s0 = temperature === 1 ? logits[i] - max : (logits[i] - max) / temperature;
-    const s1 = temperature === 1 ? logits[i + 1] - max : (logits[i + 1] - max) / temperature;
-    if (!(s0 >= FAST_EXP_MIN && s1 >= FAST_EXP_MIN)) {
-      cum = expScaledOne(i, s0, cum);
-      cum = expScaledOne(i + 1, s1, cum);
-      continue;
-    }
-    const e0 = fastExpNonPositive(s0);
-    const e1 = fastExpNonPositive(s1);
-    const d0 = e0 * E_WIDTH;
-    const a0 = cum + (e0 - d0);
-    if (a0 === cum + (e0 + d0)) {
-      w[i] = e0;
-      cum = a0;
-    } else {
-      const ex = expExact(s0);
-      w[i] = ex;
-      cum += ex;
-    }
-    const d1 = e1 * E_WIDTH;
-    const a1 = cum + (e1 - d1);
-    if (a1 === cum + (e1 + d1)) {
-      w[i + 1] = e1;
-      cum = a1;
-    } else {
-      const ex = expExact(s1);
-      w[i + 1] = ex;
-      cum += ex;
-    }
-  }
-  for (; i < n; i++) {
-    const s = temperature === 1 ? logits[i] - max : (logits[i] - max) / temperature;
-    cum = expScaledOne(i, s, cum);
-  }
-  return cum;
-}
-
-let sawNaN = false; // set by expScaledOne: typedMax ignores NaN, so the exp pass is where it shows
-
-/** One token of expScaled off the fast path (masked, or below FAST_EXP_MIN): exact exp; returns the new sum. */
-function expScaledOne(i: number, s: number, cum: number): number {
-  if (!(s > -Infinity)) {
-    if (s !== s) sawNaN = true;
-    W[i] = -1;
-    return cum;
-  }
-  const ex = s < FAST_EXP_MIN ? expExact(s) : fastExpNonPositive(s);
-  const d = ex * E_WIDTH;
-  const a = cum + (ex - d);
-  if (s >= FAST_EXP_MIN && a === cum + (ex + d)) {
-    W[i] = ex;
-    return a;
-  }
-  const exact = s < FAST_EXP_MIN ? ex : expExact(s);
-  W[i] = exact;
-  return cum + exact;
-}
-
-/**
- * The top-p pass without top-k: W = approximate exps of the support (-1 elsewhere), score-bucket masses into
- * MASS; returns the total mass. Scores and buckets are not stored (scoreOf and bucketOf recompute them); a NaN
- * logit sets sawNaN.
- */
-function expMassScaled(
+function expPass(
   logits: ArrayLike<number>,
   n: number,
   max: number,
   temperature: number,
-  scale: number,
+  cutScale: number,
+  sCut: number,
 ): number {
   const w = W;
-  const mass = MASS;
-  mass.fill(0);
-  let zt = 0;
-  for (let i = 0; i < n; i++) {
-    const s = temperature === 1 ? logits[i] - max : (logits[i] - max) / temperature;
-    if (!(s > -Infinity)) {
-      if (s !== s) sawNaN = true;
-      w[i] = -1;
+  const idx = IDX;
+  const byScore = sCut < Infinity; // the rules are used one at a time; a predictable branch is cheaper than both
+  let cum = 0;
+  let mc = 0;
+  let m = 0;
+  let i = 0;
+  maskedCount = 0;
+  // Four tokens per iteration: their exps are independent, which the CPU overlaps; the additions stay in index
+  // order. Collection without branches (always write the id, advance only when it is kept; ×0 and ×1 are exact):
+  // on a flat distribution a mispredicted branch per token would cost more than the exps.
+  for (; i + 3 < n; i += 4) {
+    // Dividing by 1 is exact, so skip it.
+    const s0 = temperature === 1 ? logits[i] - max : (logits[i] - max) / temperature;
+    const s1 = temperature === 1 ? logits[i + 1] - max : (logits[i + 1] - max) / temperature;
+    const s2 = temperature === 1 ? logits[i + 2] - max : (logits[i + 2] - max) / temperature;
+    const s3 = temperature === 1 ? logits[i + 3] - max : (logits[i + 3] - max) / temperature;
+    const eCut = cum * cutScale; // NaN (off) when cum = 0 and cutScale = Infinity
+    if (!(s0 >= EXP_MIN && s1 >= EXP_MIN && s2 >= EXP_MIN && s3 >= EXP_MIN)) {
+      for (let j = i; j < i + 4; j++) {
+        const s = temperature === 1 ? logits[j] - max : (logits[j] - max) / temperature;
+        const e = expOne(j, s);
+        cum += e;
+        if (W[j] >= eCut || s >= sCut) {
+          idx[m++] = j;
+          mc += e;
+        }
+      }
       continue;
     }
-    const e = s < FAST_EXP_MIN ? expExact(s) : fastExpNonPositive(s);
-    w[i] = e;
-    const b = Math.min(BUCKETS - 1, Math.floor(-s * scale));
-    mass[b] += e;
-    zt += e;
+    const e0 = expInRange(s0);
+    const e1 = expInRange(s1);
+    const e2 = expInRange(s2);
+    const e3 = expInRange(s3);
+    w[i] = e0;
+    w[i + 1] = e1;
+    w[i + 2] = e2;
+    w[i + 3] = e3;
+    cum += e0;
+    cum += e1;
+    cum += e2;
+    cum += e3;
+    const c0 = byScore ? +(s0 >= sCut) : +(e0 >= eCut);
+    const c1 = byScore ? +(s1 >= sCut) : +(e1 >= eCut);
+    const c2 = byScore ? +(s2 >= sCut) : +(e2 >= eCut);
+    const c3 = byScore ? +(s3 >= sCut) : +(e3 >= eCut);
+    if (byScore) mc += e0 * c0 + e1 * c1 + (e2 * c2 + e3 * c3);
+    idx[m] = i;
+    m += c0;
+    idx[m] = i + 1;
+    m += c1;
+    idx[m] = i + 2;
+    m += c2;
+    idx[m] = i + 3;
+    m += c3;
   }
-  return zt;
+  for (; i < n; i++) {
+    const s = temperature === 1 ? logits[i] - max : (logits[i] - max) / temperature;
+    const eCut = cum * cutScale;
+    const e = expOne(i, s);
+    cum += e;
+    if (W[i] >= eCut || s >= sCut) {
+      idx[m++] = i;
+      mc += e;
+    }
+  }
+  collectedCount = m;
+  collectedMass = mc;
+  return cum;
+}
+
+let sawNaN = false; // set by expOne: typedMax ignores NaN, so the exp pass is where it shows
+
+/** One token of expPass off the fast path (masked, NaN, or below EXP_MIN); returns its exp (0 when masked). */
+function expOne(i: number, s: number): number {
+  if (!(s > -Infinity)) {
+    if (s !== s) sawNaN = true;
+    W[i] = -1;
+    maskedCount++;
+    return 0;
+  }
+  const e = expKernel(s);
+  W[i] = e;
+  return e;
+}
+
+/**
+ * Score-bucket masses of the support in W into MASS (when the candidates do not decide top-p). Neighbouring
+ * tokens of a flat distribution often share a bucket; alternating two tables keeps each addition from waiting
+ * for the one before.
+ */
+function massPass(n: number, scale: number): void {
+  const w = W;
+  const bk = BK;
+  const mass = MASS;
+  const odd = MASS_ODD;
+  mass.fill(0);
+  odd.fill(0);
+  let i = 0;
+  for (; i + 1 < n; i += 2) {
+    const e0 = w[i];
+    const e1 = w[i + 1];
+    if (e0 >= 0) {
+      const b0 = Math.min(BUCKETS - 1, Math.floor(-scoreOf(i) * scale));
+      bk[i] = b0;
+      mass[b0] += e0;
+    } else bk[i] = NO_BUCKET;
+    if (e1 >= 0) {
+      const b1 = Math.min(BUCKETS - 1, Math.floor(-scoreOf(i + 1) * scale));
+      bk[i + 1] = b1;
+      odd[b1] += e1;
+    } else bk[i + 1] = NO_BUCKET;
+  }
+  if (i < n) {
+    if (w[i] >= 0) {
+      const b = Math.min(BUCKETS - 1, Math.floor(-scoreOf(i) * scale));
+      bk[i] = b;
+      mass[b] += w[i];
+    } else bk[i] = NO_BUCKET;
+  }
+  for (let b = 0; b < BUCKETS; b++) mass[b] += odd[b];
 }
 
 let supportSize = 0; // second result of floorPass
@@ -386,29 +425,19 @@ let nearCount = 0; // tokens near the remainder boundary, at the front of IDX
 /** floorPass collects the tokens whose remainder may be >= this; it adapts to the last boundary seen. */
 let collectFrom = 0.25;
 
-/**
- * x = e/z·2^24 of token i from its exp e in W; a floor too close to call is recomputed from the exact exp (so x
- * and its floor are the same wherever this is called).
- */
-function xOf(i: number, e: number, scale: number, z: number): number {
-  const x = e * scale;
-  const r = x - Math.floor(x);
-  const d = x * X_WIDTH;
-  return r < d || r + d >= 1 ? (expExact(scoreOf(i)) / z) * PROB_UNITS : x;
-}
+// The collecting loops below have no data-dependent branches: on a flat distribution most remainders are random
+// against the threshold, and a mispredicted branch per token cost four times the loop (1.2 ms at |V| = 151,936).
 
 /**
- * One pass over the support: writes floor(x)·2^-24 into `out` (0 outside the support) and collects into IDX every
- * token whose remainder may be >= `from`: the tail of tiny remainders is touched once. Returns Σ floor(x)
- * (exact); sets supportSize and collected.
+ * One pass over the support: writes floor(x)·2^-24 into `out` (x = e·(2^24/z); 0 outside the support) and
+ * collects into IDX/XS every token whose remainder is >= `from`, with its remainder: the tail of small
+ * remainders is touched once. Returns Σ floor(x) (exact); sets supportSize and collected.
  */
 function floorPass(out: Float32Array, n: number, z: number, from: number): number {
   const w = W;
   const idx = IDX;
-  // x ≈ e·(2^24/z): a multiplication instead of a division; its few ulps are inside the certificate's width.
+  const xs = XS;
   const scale = PROB_UNITS / z;
-  // A remainder within 2^-40 + d of `from` is collected too (see quantizeDense).
-  const lim = from - 2 ** -40;
   let total = 0;
   let support = 0;
   let m = 0;
@@ -419,31 +448,55 @@ function floorPass(out: Float32Array, n: number, z: number, from: number): numbe
       continue;
     }
     support++;
-    const x = xOf(i, e, scale, z);
+    const x = e * scale;
     const f = Math.floor(x);
     out[i] = f * PROB_UNIT;
     total += f;
-    if (x - f + x * X_WIDTH >= lim) idx[m++] = i;
+    const r = x - f;
+    idx[m] = i;
+    xs[m] = r;
+    m += +(r >= from);
   }
   supportSize = support;
   collected = m;
   return total;
 }
 
-/** x of the `m` tokens in IDX into XS, the histogram of their remainders into HIST. */
-function histogramCollected(m: number, z: number): void {
+/**
+ * floorPass for the tokens expPass collected (the first `m` of IDX; `out` is zero), given that every token it
+ * left out has x < `from` (so floor 0 and a remainder below `from`): keeps in IDX/XS those whose remainder is
+ * >= `from`, with it. Returns Σ floor(x); sets collected.
+ */
+function floorCollected(out: Float32Array, m: number, z: number, from: number): number {
   const w = W;
   const idx = IDX;
   const xs = XS;
-  const hist = HIST;
-  hist.fill(0);
   const scale = PROB_UNITS / z;
+  let total = 0;
+  let c = 0;
   for (let k = 0; k < m; k++) {
     const i = idx[k];
-    const x = xOf(i, w[i], scale, z);
-    xs[k] = x;
+    const x = w[i] * scale;
+    const f = Math.floor(x);
+    out[i] = f * PROB_UNIT;
+    total += f;
+    const r = x - f;
+    idx[c] = i; // c <= k: never overwrites an unread entry
+    xs[c] = r;
+    c += +(r >= from);
+  }
+  collected = c;
+  return total;
+}
+
+/** The histogram of the `m` collected remainders in XS into HIST (bucket r·2^12, exact). */
+function histogramCollected(m: number): void {
+  const xs = XS;
+  const hist = HIST;
+  hist.fill(0);
+  for (let k = 0; k < m; k++) {
     // Written out rather than hist[(r·4096) | 0]++, which V8 compiles to a much slower sequence.
-    const b = Math.floor((x - Math.floor(x)) * BUCKETS);
+    const b = Math.floor(xs[k] * BUCKETS);
     hist[b] = hist[b] + 1;
   }
 }
@@ -457,34 +510,29 @@ function histogramAll(n: number, z: number): void {
   for (let i = 0; i < n; i++) {
     const e = w[i];
     if (e < 0) continue;
-    const x = xOf(i, e, scale, z);
+    const x = e * scale;
     const b = Math.floor((x - Math.floor(x)) * BUCKETS);
     hist[b] = hist[b] + 1;
   }
 }
 
 /**
- * Adds a unit to every token among the `m` in IDX/XS whose remainder is surely >= hi; moves those whose
- * remainder may lie in [lo, hi) to the front of IDX (nearCount). Returns the number of surely-above tokens.
+ * Adds a unit to every token among the `m` in IDX/XS whose remainder is >= hi; moves those whose remainder lies
+ * in [lo, hi) to the front of IDX (nearCount). Returns the number of tokens above.
  */
 function unitPass(out: Float32Array, m: number, lo: number, hi: number): number {
   const idx = IDX;
   const xs = XS;
-  // A token that is neither surely above (r − d >= hi) nor surely below (r + d < lo) has |r − mid| <= half + d;
-  // the slack only admits a few more tokens for the exact check.
-  const mid = (lo + hi) / 2;
-  const half = (hi - lo) / 2 + 2 ** -40;
   let sure = 0;
   let near = 0;
   for (let k = 0; k < m; k++) {
-    const x = xs[k];
+    const r = xs[k];
     const i = idx[k];
-    const r = x - Math.floor(x);
-    const d = x * X_WIDTH;
-    if (r - d >= hi) {
-      out[i] += PROB_UNIT;
-      sure++;
-    } else if (Math.abs(r - mid) <= half + d) idx[near++] = i; // near <= k: never overwrites an unread entry
+    const up = +(r >= hi);
+    out[i] += up * PROB_UNIT;
+    sure += up;
+    idx[near] = i; // near <= k: never overwrites an unread entry
+    near += +(r >= lo) - up; // 1 exactly when lo <= r < hi
   }
   nearCount = near;
   return sure;
@@ -495,21 +543,18 @@ function writePass(out: Float32Array, n: number, z: number, lo: number, hi: numb
   const w = W;
   const idx = IDX;
   const scale = PROB_UNITS / z;
-  const mid = (lo + hi) / 2;
-  const half = (hi - lo) / 2 + 2 ** -40;
   let sure = 0;
   let near = 0;
   for (let i = 0; i < n; i++) {
     const e = w[i];
     if (e < 0) continue;
-    const x = xOf(i, e, scale, z);
+    const x = e * scale;
     const f = Math.floor(x);
     const r = x - f;
-    const d = x * X_WIDTH;
-    const up = +(r - d >= hi);
+    const up = +(r >= hi);
     out[i] = (f + up) * PROB_UNIT;
     sure += up;
-    if (Math.abs(r - mid) <= half + d && up === 0) idx[near++] = i;
+    if (r >= lo && up === 0) idx[near++] = i;
   }
   nearCount = near;
   return sure;
@@ -528,12 +573,18 @@ function boundaryBucket(missing: number): number {
 }
 
 /**
- * Quantises the support held in W (exps, certified or exact; z = their exact index-order sum) onto `out`, every
- * entry of which is written.
+ * Quantises the support held in W (exps; z = their index-order sum) onto `out`, every entry of which is written.
+ * With `pre` >= 0, the first `pre` tokens of IDX hold every token with x >= collectFrom (expPass collected
+ * them; maskedCount is set), so only they are visited; otherwise one pass over all.
  */
-function quantizeDense(out: Float32Array, n: number, z: number): void {
+function quantizeDense(out: Float32Array, n: number, z: number, pre = -1): void {
   const from = collectFrom;
-  const total = floorPass(out, n, z, from);
+  let total: number;
+  if (pre >= 0) {
+    out.fill(0);
+    total = floorCollected(out, pre, z, from);
+    supportSize = n - maskedCount;
+  } else total = floorPass(out, n, z, from);
   const missing = PROB_UNITS - total;
   if (missing < 0 || missing > supportSize) {
     quantizeDenseFallback(out, n);
@@ -541,7 +592,7 @@ function quantizeDense(out: Float32Array, n: number, z: number): void {
   }
   // HIST holds the collected tokens only, so it is complete above bucket `partial` (every uncollected remainder
   // is below `from`).
-  histogramCollected(collected, z);
+  histogramCollected(collected);
   const partial = Math.floor(from * BUCKETS);
   let b = boundaryBucket(missing);
   const complete = b > partial;
@@ -553,39 +604,33 @@ function quantizeDense(out: Float32Array, n: number, z: number): void {
   const hi = (b + 1) / BUCKETS;
   // Collect a little below this boundary next time (the distributions of one stream are alike).
   collectFrom = Math.max(0, Math.min(0.5, lo) - 0.125);
-  // Above `partial`, every token that may be above or near the boundary was collected; otherwise scan them all.
+  // Above `partial`, every token above or in the boundary bucket was collected; otherwise scan them all.
   const sure = complete ? unitPass(out, collected, lo, hi) : writePass(out, n, z, lo, hi);
   if (missing === 0) return;
-  // Exact remainders of the tokens near the boundary; the certificate holds if the cut among them falls inside
-  // the boundary bucket (then everything surely above ranks ahead and everything surely below behind).
+  // The boundary bucket's tokens by remainder (desc), then id (asc): the first `need` get a unit.
   const near = IDX.subarray(0, nearCount);
   const need = missing - sure;
+  if (!(need >= 0 && need <= near.length)) {
+    quantizeDenseFallback(out, n); // unreachable with a complete histogram; a guard, not a path
+    return;
+  }
+  const scale = PROB_UNITS / z;
   const rem = new Float64Array(near.length);
   for (let k = 0; k < near.length; k++) {
-    const x = (expExact(scoreOf(near[k])) / z) * PROB_UNITS;
+    const x = W[near[k]] * scale;
     rem[k] = x - Math.floor(x);
   }
   const order = Int32Array.from({ length: near.length }, (_, k) => k).sort(
     (a, c) => rem[c] - rem[a] || near[a] - near[c],
   );
-  const ok =
-    need >= 0 &&
-    need <= near.length &&
-    (need === 0 || rem[order[need - 1]] >= lo) &&
-    (need === near.length || rem[order[need]] < hi);
-  if (!ok) {
-    quantizeDenseFallback(out, n);
-    return;
-  }
   for (let t = 0; t < need; t++) out[near[order[t]]] += PROB_UNIT;
 }
 
-/** Exact quantisation of the support marked in W (any entry >= 0), for the rare cases the fast path declines. */
+/** Plain quantisation of the support marked in W (any entry >= 0), for the rare cases the fast path declines. */
 function quantizeDenseFallback(out: Float32Array, n: number): void {
-  fillScores(n);
   const ids = supportIds(n, true);
   out.fill(0);
-  quantizeSupport(out, ids, exactWeights(ids, S));
+  quantizeSupport(out, ids, heldWeights(ids));
 }
 
 /** S = (logits − max)/T, score bucket of every survivor into BK (NO_BUCKET otherwise), counts into HIST. */
@@ -665,26 +710,56 @@ let keptCount = 0; // second result of collectZone: tokens of buckets before the
 
 /**
  * Ids of bucket `cross` into IDX (ascending; returns the count), ids of earlier buckets into KEPT (keptCount).
- * Buckets are recomputed from the scores exactly as expMassScaled computed them.
+ * Buckets are those massPass stored in BK.
  */
-function collectZone(n: number, cross: number, scale: number): number {
-  const w = W;
+function collectZone(n: number, cross: number): number {
   const idx = IDX;
   const kept = KEPT;
+  const bk = BK;
   let m = 0;
   let k = 0;
+  // Without branches (see floorPass); masked tokens are in NO_BUCKET, above every crossing.
   for (let i = 0; i < n; i++) {
-    if (w[i] < 0) continue;
-    const b = Math.min(BUCKETS - 1, Math.floor(-scoreOf(i) * scale));
-    if (b < cross) kept[k++] = i;
-    else if (b === cross) idx[m++] = i;
+    const b = bk[i];
+    kept[k] = i;
+    k += +(b < cross);
+    idx[m] = i;
+    m += +(b === cross);
   }
   keptCount = k;
   return m;
 }
 
 /**
- * Top-p on the dense support in W (approximate or exact exps, -1 elsewhere; MASS filled, zt the total mass): the
+ * Top-p from the candidates of expPass alone, when they hold the crossing (their mass reaches topP with the
+ * margin; every other token scores lower, so they come first in processing order): the kept tokens ascending,
+ * null when the crossing cannot be certified, or undefined when the candidates do not decide it.
+ */
+function topPCandidates(zt: number, topP: number): Int32Array | null | undefined {
+  const tLo = (topP - TOP_P_MARGIN) * zt;
+  const tHi = (topP + TOP_P_MARGIN) * zt;
+  if (collectedCount > SPARSE_MAX || !(collectedMass >= tHi)) return undefined;
+  const ids = IDX.slice(0, collectedCount);
+  for (let q = 0; q < ids.length; q++) S[ids[q]] = scoreOf(ids[q]);
+  sortByScore(ids, S);
+  let cum = 0;
+  for (let q = 0; q < ids.length; q++) {
+    cum += W[ids[q]];
+    if (cum >= tLo) {
+      if (cum < tHi) return null;
+      topPCut = S[ids[q]] - TOP_P_CUT_MARGIN;
+      return ids.slice(0, q + 1).sort();
+    }
+  }
+  return undefined; // unreachable: the candidates' mass reaches tHi
+}
+
+/** Top-p candidates are the tokens scoring >= topPCut: this far below the last crossing score. */
+const TOP_P_CUT_MARGIN = 2;
+let topPCut = -4;
+
+/**
+ * Top-p on the dense support in W (exps, -1 elsewhere; MASS filled, zt the total mass): the
  * kept tokens in ascending order, or null when the crossing cannot be certified.
  */
 function topPDense(n: number, zt: number, topP: number, scale: number): Int32Array | null {
@@ -694,7 +769,7 @@ function topPDense(n: number, zt: number, topP: number, scale: number): Int32Arr
   let cum = 0;
   while (cross < BUCKETS && cum + MASS[cross] < tLo) cum += MASS[cross++];
   if (cross === BUCKETS) return null;
-  const zone = IDX.subarray(0, collectZone(n, cross, scale));
+  const zone = IDX.subarray(0, collectZone(n, cross));
   if (zone.length > SPARSE_MAX) return null; // a crowded bucket: let the exact code sort it
   for (let q = 0; q < zone.length; q++) S[zone[q]] = scoreOf(zone[q]); // orderZone reads S
   orderZone(zone);
@@ -702,13 +777,24 @@ function topPDense(n: number, zt: number, topP: number, scale: number): Int32Arr
     cum += W[zone[q]];
     if (cum >= tLo) {
       if (cum < tHi) return null; // too close to topP to know which side the reference's sum lands on
-      const kept = new Int32Array(keptCount + q + 1);
-      kept.set(KEPT.subarray(0, keptCount));
-      kept.set(zone.subarray(0, q + 1), keptCount);
-      return kept.sort();
+      topPCut = S[zone[q]] - TOP_P_CUT_MARGIN;
+      // KEPT is ascending already: merge the few zone tokens in (sorting a large kept set took milliseconds).
+      return mergeAscending(KEPT.subarray(0, keptCount), zone.slice(0, q + 1).sort());
     }
   }
   return null;
+}
+
+/** The union of two ascending id lists (disjoint), ascending. */
+function mergeAscending(a: Int32Array, b: Int32Array): Int32Array {
+  const out = new Int32Array(a.length + b.length);
+  let i = 0;
+  let j = 0;
+  let k = 0;
+  while (i < a.length && j < b.length) out[k++] = a[i] < b[j] ? a[i++] : b[j++];
+  while (i < a.length) out[k++] = a[i++];
+  while (j < b.length) out[k++] = b[j++];
+  return out;
 }
 
 let minScore = 0; // second result of scaleScores
@@ -750,30 +836,29 @@ function collectTopLogits(logits: Float32Array | Float64Array, n: number, k: num
     candidateVals = new Float64Array(2 * cap);
   }
   const ids = candidateIds;
-  let thr = -Infinity;
+  // -Number.MAX_VALUE, not -Infinity: masked tokens are never collected.
+  let thr = -Number.MAX_VALUE;
   let m = 0;
   let max = -Infinity;
   let min = Infinity;
   let nans = 0;
   let masked = 0;
-  // Plain comparisons and branches that are almost never taken (Math.max's NaN handling and counting with
-  // conditional adds cost more than the rest of the loop).
+  // The common token is below the threshold and above the minimum: two comparisons and a NaN test, all almost
+  // never taken (Math.max's NaN handling and counting with conditional adds cost more than the rest of the loop).
   for (let i = 0; i < n; i++) {
     const v = logits[i];
-    if (!(v > -Infinity)) {
-      if (v === v) masked++;
-      else nans++;
-      continue;
-    }
-    if (v > max) max = v;
-    if (v < min) min = v;
     if (v >= thr) {
+      if (v > max) max = v; // a new maximum is always >= thr
+      if (v < min) min = v;
       ids[m++] = i;
       if (m === ids.length) {
         m = compactCandidates(logits, m, k);
         thr = lastThreshold;
       }
-    }
+    } else if (v < min) {
+      if (v === -Infinity) masked++;
+      else min = v;
+    } else if (v !== v) nans++;
   }
   finiteCount = n - masked - nans;
   finiteMin = min;
@@ -793,12 +878,37 @@ function compactCandidates(logits: ArrayLike<number>, m: number, k: number): num
 }
 let lastMax = 0;
 
-/** The k-th largest of the logits of candidateIds[0..m). */
+/** The k-th largest of the logits of candidateIds[0..m) (never NaN: collectTopLogits skips them). */
 function kthLargest(logits: ArrayLike<number>, m: number, k: number): number {
-  const vals = candidateVals.subarray(0, m);
+  const vals = candidateVals;
   for (let q = 0; q < m; q++) vals[q] = logits[candidateIds[q]];
-  vals.sort();
-  return vals[m - k];
+  return selectNth(vals, m, m - k);
+}
+
+/** The nth smallest (0-based) of a[0..len), by quickselect (Hoare partition); reorders a. O(len) expected. */
+function selectNth(a: Float64Array, len: number, nth: number): number {
+  let lo = 0;
+  let hi = len - 1;
+  while (hi > lo) {
+    const pivot = a[(lo + hi) >> 1];
+    let i = lo;
+    let j = hi;
+    while (i <= j) {
+      while (a[i] < pivot) i++;
+      while (a[j] > pivot) j--;
+      if (i <= j) {
+        const t = a[i];
+        a[i] = a[j];
+        a[j] = t;
+        i++;
+        j--;
+      }
+    }
+    if (nth <= j) hi = j;
+    else if (nth >= i) lo = i;
+    else break;
+  }
+  return a[nth];
 }
 
 /**
@@ -812,42 +922,72 @@ function fastTopK(
   temperature: number,
   k: number,
 ): Int32Array | null {
-  const ids = candidateIds.slice(0, m);
-  for (let q = 0; q < m; q++) {
-    const l = logits[ids[q]];
-    S[ids[q]] = temperature === 1 ? l - max : (l - max) / temperature;
-  }
-  sortByScore(ids, S);
   if (m < k) return null;
+  // Only the tokens scoring at least the k-th largest logit's score can be among the first k (scores are monotone
+  // in the logits, and a lower logit can round to the same score, so the cut is on scores): sort just those.
+  const vk = kthLargest(logits, m, k);
+  const sCut = temperature === 1 ? vk - max : (vk - max) / temperature;
+  let c = 0;
+  for (let q = 0; q < m; q++) {
+    const i = candidateIds[q];
+    const l = logits[i];
+    const sc = temperature === 1 ? l - max : (l - max) / temperature;
+    if (sc >= sCut) {
+      S[i] = sc;
+      candidateIds[c++] = i; // c <= q: never overwrites an unread entry
+    }
+  }
+  const ids = sortByScore(candidateIds.slice(0, c), S);
   const sk = S[ids[k - 1]];
   const left = temperature === 1 ? lastThreshold - max : (lastThreshold - max) / temperature;
   if (lastThreshold > -Infinity && !(left < sk)) return null;
   return ids.slice(0, k).sort();
 }
 
-/** The largest logit, for the untruncated path (no counts needed); validates like checkedMax. */
-function plainMax(logits: ArrayLike<number>, n: number): number {
+/**
+ * The largest logit for the paths without top-k, validated like checkedMax: one pass of plain comparisons on typed
+ * arrays (the exp pass reports NaNs). With `withMin` (top-p needs finiteCount and finiteMin) the pass also finds
+ * the smallest logit; if one is masked, checkedMax counts them.
+ */
+function plainMax(logits: ArrayLike<number>, n: number, withMin: boolean): number {
   if (!(logits instanceof Float32Array || logits instanceof Float64Array)) return checkedMax(logits, n);
-  const max = typedMax(logits, n);
+  const max = typedMax(logits, n, withMin);
   // Only NaNs (or nothing but NaNs and −Infinity) leave −Infinity here: the checked pass says which it is.
-  return max === Infinity || max === -Infinity ? checkedMax(logits, n) : max;
+  if (max === Infinity || max === -Infinity) return checkedMax(logits, n);
+  if (withMin) {
+    if (!(finiteMin > -Infinity)) return checkedMax(logits, n);
+    finiteCount = n;
+  }
+  return max;
 }
 
 /**
  * Plain comparisons in two independent chains (Math.max's NaN and −0 handling costs a third of the pass): NaN is
- * skipped here and reported by the exp pass (sawNaN); which of ±0 wins cannot change any score's exp.
+ * skipped here and reported by the exp pass (sawNaN); which of ±0 wins cannot change any score's exp. With
+ * `withMin`, the smallest logit goes into finiteMin (−Infinity if any is masked); the flag is loop-invariant, so
+ * its branch is free.
  */
-function typedMax(logits: Float32Array | Float64Array, n: number): number {
+function typedMax(logits: Float32Array | Float64Array, n: number, withMin: boolean): number {
   let m0 = -Infinity;
   let m1 = -Infinity;
+  let l0 = Infinity;
+  let l1 = Infinity;
   let i = 0;
   for (; i + 1 < n; i += 2) {
     const a = logits[i];
     const b = logits[i + 1];
     if (a > m0) m0 = a;
     if (b > m1) m1 = b;
+    if (withMin) {
+      if (a < l0) l0 = a;
+      if (b < l1) l1 = b;
+    }
   }
-  if (i < n && logits[i] > m0) m0 = logits[i];
+  if (i < n) {
+    if (logits[i] > m0) m0 = logits[i];
+    if (logits[i] < l0) l0 = logits[i];
+  }
+  if (withMin) finiteMin = l0 < l1 ? l0 : l1;
   return m0 > m1 ? m0 : m1;
 }
 
@@ -987,8 +1127,8 @@ export function processLogits(
     }
   }
   const max =
-    params.topK === 0 && params.topP === 1 && params.temperature > 0
-      ? plainMax(logits, n)
+    params.topK === 0 && params.temperature > 0
+      ? plainMax(logits, n, params.topP < 1)
       : checkedMax(logits, n);
   if (max === -Infinity)
     throw new KernelError(KernelErrorCode.InvalidLogits, 'every token is masked (-Infinity)');
@@ -1020,7 +1160,7 @@ export function processLogits(
     // A large top-k alone: quantise densely on its support.
     restrictScores(n, ids);
     expSupport(n);
-    quantizeDense(out, n, certifiedSum(n));
+    quantizeDense(out, n, supportSum(n));
     return out;
   }
   if (!(topP < 1 && count > 1)) {
@@ -1028,9 +1168,11 @@ export function processLogits(
     scoreMax = max;
     scoreTemperature = temperature;
     sawNaN = false;
-    const z = expScaled(logits, n, max, temperature);
+    // Tokens with x below collectFrom need no second look: floor 0, and a remainder too small to matter unless
+    // the boundary drops below collectFrom, which quantizeDense handles.
+    const z = expPass(logits, n, max, temperature, collectFrom * PROB_UNIT * (1 - 2 ** -40), Infinity);
     if (sawNaN) throwBadLogit(logits, n);
-    quantizeDense(out, n, z);
+    quantizeDense(out, n, z, collectedCount);
     scoreLogits = null;
     return out;
   }
@@ -1040,11 +1182,15 @@ export function processLogits(
   scoreMax = max;
   scoreTemperature = temperature;
   sawNaN = false;
-  const zt = expMassScaled(logits, n, max, temperature, scale);
+  const zt = expPass(logits, n, max, temperature, Infinity, topPCut);
   if (sawNaN) throwBadLogit(logits, n);
-  const kept = topPDense(n, zt, topP, scale);
+  let kept = topPCandidates(zt, topP);
+  if (kept === undefined) {
+    massPass(n, scale);
+    kept = topPDense(n, zt, topP, scale);
+  }
   if (kept === null) {
-    // Uncertified crossing: the exact computation on the whole support.
+    // Uncertified crossing: the plain computation on the whole support.
     fillScores(n);
     out.fill(0);
     finishExact(out, supportIds(n, false), S, topP);
@@ -1052,17 +1198,12 @@ export function processLogits(
   }
   if (kept.length <= SPARSE_MAX) {
     out.fill(0);
-    fillScoresOf(kept);
-    quantizeSupport(out, kept, exactWeights(kept, S));
+    quantizeSupport(out, kept, heldWeights(kept));
     scoreLogits = null;
     return out;
   }
   // A large kept set: mask the rest in W and quantise densely.
-  for (let i = 0, p = 0; i < n; i++) {
-    if (p < kept.length && kept[p] === i) p++;
-    else W[i] = -1;
-  }
-  quantizeDense(out, n, certifiedSum(n));
+  quantizeDense(out, n, keepOnly(n, kept));
   scoreLogits = null;
   return out;
 }

@@ -1,6 +1,8 @@
 /**
- * The processLogits implementation as it stood before the real-scale rewrite (commit e076bf7), kept verbatim
- * as the reference the fast implementation must match bit for bit. Test-only: never imported by src.
+ * The processLogits implementation as it stood before the real-scale rewrite (commit e076bf7), kept as the
+ * reference the fast implementation must match bit for bit. Test-only: never imported by src. Changed since:
+ * x = e·(2^24/z) (a multiplication; was (e/z)·2^24), and expNonPositive is table-driven (the processing's
+ * defining exp since the kernel issue's second round).
  */
 import {
   KernelError,
@@ -123,9 +125,10 @@ function quantizeInto(out: Float32Array, ids: Int32Array, e: Float64Array): void
   }
   const units = new Float64Array(n);
   const rem = new Float64Array(n);
+  const scale = PROB_UNITS / z;
   let total = 0;
   for (let k = 0; k < n; k++) {
-    const x = (e[ids[k]] / z) * PROB_UNITS;
+    const x = e[ids[k]] * scale;
     const f = Math.floor(x);
     units[k] = f;
     rem[k] = x - f;

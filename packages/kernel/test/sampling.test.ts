@@ -239,16 +239,18 @@ test('largest-remainder quantisation gives the missing units to the largest rema
   assert.throws(() => quantizeWeights([1, -1]), isCode(KernelErrorCode.InvalidDistribution));
 });
 
-test('expNonPositive is within 3 ulps of Math.exp and exact at 0', () => {
+test('expNonPositive is within 5 ulps of Math.exp (normal results) and exact at 0', () => {
   const rand = mulberry32(5);
   let worst = 0;
-  for (let i = 0; i < 20000; i++) {
-    const x = -rand() * (i % 2 ? 1 : 700);
+  for (let i = 0; i < 200_000; i++) {
+    const x = -rand() * [0.01, 1, 30, 708][i % 4];
     const a = expNonPositive(x);
     const b = Math.exp(x);
     worst = Math.max(worst, Math.abs(a - b) / b);
   }
-  assert.ok(worst < 3 * 2 ** -52, `worst relative error ${worst}`);
+  assert.ok(worst < 5 * 2 ** -52, `worst relative error ${worst}`);
+  // Subnormal results lose relative precision but stay within one subnormal step of e^x.
+  for (let x = -708; x > -745; x -= 0.37) assert.ok(Math.abs(expNonPositive(x) - Math.exp(x)) <= 2 ** -1074);
   assert.equal(expNonPositive(0), 1);
   assert.equal(expNonPositive(-Infinity), 0);
   assert.equal(expNonPositive(-800), 0);

@@ -4,10 +4,14 @@
  * served. node-datachannel must also give its descriptors back; @roamhq/wrtc keeps about one per connection
  * (measured and reported, see docs/capacity.md), so its count is only printed.
  */
-import test from 'node:test';
+import test, { after } from 'node:test';
 import assert from 'node:assert/strict';
 import { WEBRTC_STACKS } from '@dssd/protocol';
+import { releaseWebrtc } from '@dssd/protocol/node';
 import { runChurn } from '../src/drills/webrtc-bench.js';
+
+// A leftover node-datachannel peer connection would keep the test process alive (CI waited 15 min on one).
+after(() => releaseWebrtc());
 
 const CYCLES = 80;
 

@@ -885,14 +885,17 @@ function scaleScores(logits: ArrayLike<number>, n: number, max: number, temperat
 // Small top-k in one pass over typed-array logits (the common case: k ≤ 50 or so).
 // ---------------------------------------------------------------------------------------------------------------
 const FAST_TOP_K_MAX = 1024;
+/** The largest finite float32. */
+const F32_MAX = 3.4028234663852886e38;
 let candidateIds = new Int32Array(0);
 let candidateVals = new Float64Array(0);
 
 /**
- * One pass over the logits computing what checkedMax does (max, finiteCount, finiteMin) and collecting every
- * token whose logit is >= a rising threshold, kept at the k-th largest logit seen so far (ties included). So the
- * collected tokens (ascending ids, count returned) hold the k largest logits and everything tied with them, and
- * `lastThreshold` is a logit every uncollected token is below. The caller checks lastMax for NaN/+Infinity.
+ * One pass over the logits computing what checkedMax does (max, finiteCount, finiteMin; for float32 logits a lower
+ * bound of finiteMin) and collecting every token whose logit is >= a rising threshold, kept at the k-th largest
+ * logit seen so far (ties included). So the collected tokens (ascending ids, count returned) hold the k largest
+ * logits and everything tied with them, and `lastThreshold` is a logit every uncollected token is below. The
+ * caller checks lastMax for NaN/+Infinity.
  */
 let lastThreshold = -Infinity;
 function collectTopLogits(logits: Float32Array | Float64Array, n: number, k: number): number {
@@ -906,11 +909,14 @@ function collectTopLogits(logits: Float32Array | Float64Array, n: number, k: num
   let thr = -Number.MAX_VALUE;
   let m = 0;
   let max = -Infinity;
-  let min = Infinity;
+  // Every finite float32 is >= -F32_MAX, so for float32 logits the minimum starts there and the second test below
+  // only catches masked tokens and NaNs; finiteMin is then a lower bound, which is all the caller needs (to rule
+  // out scores overflowing to -Infinity).
+  let min = logits instanceof Float32Array ? -F32_MAX : Infinity;
   let nans = 0;
   let masked = 0;
-  // The common token is below the threshold and above the minimum: two comparisons and a NaN test, all almost
-  // never taken (Math.max's NaN handling and counting with conditional adds cost more than the rest of the loop).
+  // The common token is below the threshold and not below the minimum: two comparisons, both almost never taken
+  // (Math.max's NaN handling and counting with conditional adds cost more than the rest of the loop).
   for (let i = 0; i < n; i++) {
     const v = logits[i];
     if (v >= thr) {
@@ -921,10 +927,11 @@ function collectTopLogits(logits: Float32Array | Float64Array, n: number, k: num
         m = compactCandidates(logits, m, k);
         thr = lastThreshold;
       }
-    } else if (v < min) {
-      if (v === -Infinity) masked++;
+    } else if (!(v >= min)) {
+      if (v !== v) nans++;
+      else if (v === -Infinity) masked++;
       else min = v;
-    } else if (v !== v) nans++;
+    }
   }
   finiteCount = n - masked - nans;
   finiteMin = min;

@@ -6,7 +6,7 @@
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import SimplePeer from 'simple-peer';
-import { nodeWebrtc } from '../src/node/webrtc.js';
+import { nodeWebrtc, releaseWebrtc } from '../src/node/webrtc.js';
 import {
   MAX_BUFFERED_BYTES,
   ProtocolError,
@@ -36,6 +36,7 @@ const Peer = function (this: unknown, o: object) {
 } as unknown as PeerConstructor;
 test.after(() => {
   for (const p of live) p.destroy();
+  releaseWebrtc(); // a leftover node-datachannel peer connection would keep the test process alive
 });
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));

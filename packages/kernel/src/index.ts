@@ -58,6 +58,7 @@ export {
   dssdUplinkBytes,
   expectedTokensPerRound,
   notebookSpeedup,
+  pipelineFirstBlock,
   pipelinedTokensPerSecond,
   predict,
   rejectionProbability,

@@ -1,6 +1,7 @@
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import {
+  pipelineFirstBlock,
   pipelinedTokensPerSecond,
   serialTokensPerSecond,
   KernelError,
@@ -111,13 +112,31 @@ test('bestGamma maximises predicted throughput over the candidates', () => {
 
 test('pipelined model: a one-block window is serial rounds without the bonus; wider windows hide the round trip', () => {
   const base = { alpha: 0.75, draftMs: 7, passMs: (k: number) => 20.3 + 0.26 * k, rttMs: 20, block: 4 };
-  const oneBlock = pipelinedTokensPerSecond({ ...base, window: 4 });
+  const oneBlock = pipelinedTokensPerSecond({ ...base, window: 4, firstBlock: 4 });
   const perRound = (1 - 0.75 ** 4) / (1 - 0.75);
   const roundMs = 4 * 7 + 20 + base.passMs(4);
   assert.ok(Math.abs(oneBlock - (1000 * perRound) / roundMs) < 1e-9 * oneBlock);
-  const wide = pipelinedTokensPerSecond({ ...base, window: 12 });
+  const wide = pipelinedTokensPerSecond({ ...base, window: 12, firstBlock: 4 });
   assert.ok(wide > oneBlock * 1.15, `${wide} vs ${oneBlock}`);
   // Never faster than drafting every token (no bonus), never faster than the edge can verify blocks.
   assert.ok(wide < 1000 / 7);
   assert.ok(serialTokensPerSecond(base) > 0);
+});
+
+test('pipelined model: a shorter first block shortens every epoch; blocks of g after it', () => {
+  const base = { alpha: 0.78, draftMs: 7, passMs: (k: number) => 20.3 + 0.26 * k, rttMs: 20 };
+  // Hand-worked α → 0 limit: every epoch is the first block's drafting, the round trip and one pass.
+  const epochMs = (f: number) => f * 7 + 20 + base.passMs(f);
+  for (const f of [1, 2, 4]) {
+    const v = pipelinedTokensPerSecond({ ...base, alpha: 0, block: 4, window: 12, firstBlock: f });
+    assert.ok(Math.abs(v - 1000 / epochMs(f)) < 1e-9 * v, `f ${f}: ${v}`);
+  }
+  // The device's rule and the model's default agree; at g = 4 the short first block wins at this α.
+  assert.deepEqual([1, 2, 3, 4, 5, 6, 8].map(pipelineFirstBlock), [1, 2, 2, 2, 3, 3, 4]);
+  const rule = pipelinedTokensPerSecond({ ...base, block: 4, window: 12 });
+  assert.equal(rule, pipelinedTokensPerSecond({ ...base, block: 4, window: 12, firstBlock: 2 }));
+  assert.ok(rule > pipelinedTokensPerSecond({ ...base, block: 4, window: 12, firstBlock: 4 }));
+  const bad = (e: unknown) => e instanceof KernelError && e.code === KernelErrorCode.InvalidArgument;
+  assert.throws(() => pipelinedTokensPerSecond({ ...base, block: 4, window: 12, firstBlock: 5 }), bad);
+  assert.throws(() => pipelinedTokensPerSecond({ ...base, block: 4, window: 12, firstBlock: 0 }), bad);
 });

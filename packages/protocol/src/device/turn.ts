@@ -5,6 +5,7 @@
 import type { DoneReason, Frame, DecodedFrame, RejectionBody } from '@dssd/codec';
 import {
   SpecStats,
+  pipelineFirstBlock,
   processLogits,
   resampleRejected,
   resolveRejectionCandidates,
@@ -478,6 +479,7 @@ export class TurnRun {
     /** Candidate trials of the last rejection, reported with the next draft frame. */
     let trials: number | undefined;
     let endDrafted = false; // an EOS was drafted: nothing beyond it until the verdicts say
+    let epochStart = true; // nothing in flight follows the committed history yet (turn start, or a rejection)
     for (;;) {
       if (this.o.signal?.aborted) {
         // Blocks still in flight become stale at the edge: nothing more is verified for this turn.
@@ -490,7 +492,9 @@ export class TurnRun {
       // Adaptive: block size and window from the pipelined model; otherwise the settings'.
       const ctl = this.i.gammaCtl;
       const { block, window } = ctl ? choosePipeline(ctl, PIPELINE.windowBlocks) : fixed;
-      const budget = Math.min(window - unverified, remaining - unverified, room, block);
+      // An epoch's first block is shorter: its verdict is on the critical path (kernel pipelineFirstBlock).
+      const size = epochStart ? pipelineFirstBlock(block) : block;
+      const budget = Math.min(window - unverified, remaining - unverified, room, size);
       let f = this.i.poll();
       if (!f && (budget <= 0 || endDrafted)) {
         if (inflight.length === 0) {
@@ -543,6 +547,7 @@ export class TurnRun {
         );
         prev = undefined;
         trials = undefined;
+        epochStart = false;
         inflight.push({ round, drafts, Qs, draftMs, sentAt: this.i.now() });
         unverified += drafts.length;
         continue;
@@ -587,6 +592,7 @@ export class TurnRun {
         inflight.length = 0;
         unverified = 0;
         endDrafted = false;
+        epochStart = true;
         const N = s.history.length;
         this.i.setEdgeKnown(N + j - 1);
         prev = y;

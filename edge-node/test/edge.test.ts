@@ -107,7 +107,7 @@ test('fidelity: every exact codec passes at temperature 1 and top-k 10; planted 
   const k10 = { temperature: 1, topK: 10, topP: 1 };
   const rows: string[] = [];
   for (const [sampling, codecs] of [
-    [t1, ['f32', 'sparse', 'auto', 'candidates']],
+    [t1, ['f32', 'sparse', 'grid', 'auto', 'candidates']],
     [k10, ['f32', 'sparse', 'candidates']],
   ] as const) {
     for (const codec of codecs) {

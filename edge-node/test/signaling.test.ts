@@ -228,11 +228,12 @@ for (const [es, ds] of STACK_PAIRS) {
     { timeout: 15_000 },
     async () => {
       const srv = await startServer({ wrtc: nodeWebrtc(es) });
+      let dt: FrameTransport | undefined;
       try {
         const { device, edge } = await connectPair(srv, { wrtc: nodeWebrtc(ds) });
         const d = counting(device);
         const highWaterMark = 1 << 20;
-        const dt = new FrameTransport(d.wrapped, { highWaterMark });
+        dt = new FrameTransport(d.wrapped, { highWaterMark });
         const et = new FrameTransport(edge);
         const frame = pattern(1 << 20, 7);
         let frames = 0;
@@ -258,12 +259,20 @@ for (const [es, ds] of STACK_PAIRS) {
         assert.ok(intact);
         // Each chunk is sent only while the queue is at or under the mark, so it never exceeds mark + one chunk.
         assert.ok(d.rec.maxBuffered <= highWaterMark, `bufferedAmount reached ${d.rec.maxBuffered}`);
-        assert.ok(d.rec.maxBuffered > 0, 'the queue did fill, so the limit was exercised');
         console.log(
           `# ${es}/${ds}: 32 MiB in ${ms} ms (${((32 * 1000) / ms).toFixed(1)} MiB/s); max bufferedAmount ${d.rec.maxBuffered} B`,
         );
+        // libwebrtc counts in bufferedAmount only what its SCTP association has not taken yet; against
+        // libdatachannel's larger receive window it often takes every chunk at once and reports 0 (half of the
+        // runs here), so only a sender facing its own stack is sure to fill the queue and exercise the limit.
+        if (es === ds) assert.ok(d.rec.maxBuffered > 0, 'the queue did fill, so the limit was exercised');
+        // Both ends closed before the file ends: node-datachannel's cleanup times out on a channel still closing.
+        const closed = new Promise((r) => et.onClose(r));
         dt.close();
+        await closed;
       } finally {
+        // Closed on failure too: a peer left open makes node-datachannel's cleanup time out at exit.
+        dt?.close();
         await srv.close();
       }
     },

@@ -10,13 +10,15 @@
  *   token      [0] tag=5  [1,5) u32 id — exact for a one-hot distribution (greedy)
  *   candidates [0] tag=6  [1,5) u32 K  [5, 5+⌈Kb/8⌉) ids in draw order, duplicates kept  then K float32 —
  *                         exact candidate list (not a distribution: encodeCandidates/decodeCandidates)
+ *   grid       [0] tag=7  entries on the 2^-24 grid, entropy-coded (grid.ts) — exact
  */
 import { bitsForVocab, checkVocabSize, packedByteLength, packIdsInto, unpackIds } from './bits.js';
 import { fail } from './errors.js';
 import { encodeF16, float16Table, float32BitsToFloat16Bits } from './float16.js';
+import { decodeGrid, encodeGrid, gridBodySize, gridStats, type GridStats } from './grid.js';
 
 /** Encodings of a full distribution P_j (names used by the CLI, the page and the benchmark). */
-export type DistributionEncoding = 'f32' | 'f16' | 'sparse' | 'topk' | 'token';
+export type DistributionEncoding = 'f32' | 'f16' | 'sparse' | 'topk' | 'token' | 'grid';
 /** What a caller may ask for: a concrete encoding, or 'auto' = the smallest exact one for this P_j. */
 export type DistributionEncodingOption = DistributionEncoding | 'auto';
 /** Every body kind that can follow a rejection on the wire. */
@@ -28,10 +30,11 @@ export const DISTRIBUTION_ENCODINGS: readonly DistributionEncodingOption[] = [
   'sparse',
   'topk',
   'token',
+  'grid',
   'auto',
 ];
 /** Encodings that reproduce P_j bit for bit; 'f16' is near-lossless and 'topk' lossy. */
-export const EXACT_ENCODINGS: readonly BodyEncoding[] = ['f32', 'sparse', 'token', 'candidates'];
+export const EXACT_ENCODINGS: readonly BodyEncoding[] = ['f32', 'sparse', 'token', 'grid', 'candidates'];
 
 /** Wire tag (first body byte) per encoding. */
 export const ENCODING_TAGS: Readonly<Record<BodyEncoding, number>> = {
@@ -41,6 +44,7 @@ export const ENCODING_TAGS: Readonly<Record<BodyEncoding, number>> = {
   topk: 4,
   token: 5,
   candidates: 6,
+  grid: 7,
 };
 const TAG_NAMES: readonly (BodyEncoding | undefined)[] = [
   undefined,
@@ -50,6 +54,7 @@ const TAG_NAMES: readonly (BodyEncoding | undefined)[] = [
   'topk',
   'token',
   'candidates',
+  'grid',
 ];
 
 /** K used by 'topk' when the caller gives none (vLLM's default max_logprobs). */
@@ -125,25 +130,40 @@ export function distributionBodySize(encoding: BodyEncoding, vocabSize: number, 
       return 5 + packedByteLength(count, b) + 2 * count;
     case 'token':
       return 5;
+    case 'grid':
+      return fail('BadArgument', "a 'grid' body's size depends on the values: use encodedSize");
     default:
       return fail('BadArgument', `unknown encoding ${String(encoding)}`);
   }
 }
 
-/** The smallest exact encoding for `p`: token if one-hot, else whichever of sparse and f32 is smaller. O(|V|). */
-export function chooseExactEncoding(p: Float32Array): 'token' | 'sparse' | 'f32' {
+type ExactChoice = { encoding: 'token' | 'sparse' | 'f32' | 'grid'; bytes: number; grid: GridStats | null };
+
+/** The smallest exact encoding of `p` and its size (ties: token, then sparse, f32, grid). O(|V|). */
+function smallestExact(p: Float32Array): ExactChoice {
   checkDistribution(p);
-  let n = 0;
-  let one = true;
-  for (let i = 0; i < p.length; i++) {
-    const v = p[i];
-    if (v !== 0) {
-      n++;
-      if (v !== 1) one = false;
-    }
+  const V = p.length;
+  const grid = gridStats(p);
+  const n = grid ? grid.nonZero : countNonZero(p);
+  if (n === 1 && oneHotIndex(p) >= 0) return { encoding: 'token', bytes: 5, grid };
+  const sparse = distributionBodySize('sparse', V, n);
+  let best: ExactChoice =
+    sparse < 1 + 4 * V
+      ? { encoding: 'sparse', bytes: sparse, grid }
+      : { encoding: 'f32', bytes: 1 + 4 * V, grid };
+  if (grid) {
+    const bytes = gridBodySize(grid);
+    if (bytes < best.bytes) best = { encoding: 'grid', bytes, grid };
   }
-  if (n === 1 && one) return 'token';
-  return distributionBodySize('sparse', p.length, n) < 1 + 4 * p.length ? 'sparse' : 'f32';
+  return best;
+}
+
+/**
+ * The smallest exact encoding for `p`: token if one-hot, else the smallest of sparse, f32 and (when every entry
+ * lies on the 2^-24 grid, as the kernel's processing outputs) grid. O(|V|).
+ */
+export function chooseExactEncoding(p: Float32Array): 'token' | 'sparse' | 'f32' | 'grid' {
+  return smallestExact(p).encoding;
 }
 
 /** Bytes `encodeDistribution(p, encoding, opts)` would produce, without encoding. O(|V|). */
@@ -165,8 +185,14 @@ export function encodedSize(
     case 'token':
       if (oneHotIndex(p) < 0) fail('BadArgument', "'token' encoding needs a one-hot distribution");
       return 5;
+    case 'grid': {
+      const stats = gridStats(p);
+      if (!stats)
+        fail('BadArgument', "'grid' encoding needs every entry to be a multiple of 2^-24 in [0, 1]");
+      return gridBodySize(stats);
+    }
     case 'auto':
-      return encodedSize(p, chooseExactEncoding(p));
+      return smallestExact(p).bytes;
     default:
       return fail('BadArgument', `unknown encoding ${String(encoding)}`);
   }
@@ -236,8 +262,14 @@ export function encodeDistribution(
       view(out).setUint32(1, id, true);
       return out;
     }
-    case 'auto':
-      return encodeDistribution(p, chooseExactEncoding(p));
+    case 'grid':
+      return encodeGrid(p, ENCODING_TAGS.grid);
+    case 'auto': {
+      const best = smallestExact(p);
+      return best.encoding === 'grid'
+        ? encodeGrid(p, ENCODING_TAGS.grid, best.grid)
+        : encodeDistribution(p, best.encoding);
+    }
     default:
       return fail('BadArgument', `unknown encoding ${String(encoding)}`);
   }
@@ -416,6 +448,8 @@ export function decodeBody(bytes: Uint8Array, vocabSize: number, maxCandidates =
       const { ids, vals } = decodeIdValues(bytes, V, 4, maxCandidates, encoding);
       return { encoding, ids, probs: vals };
     }
+    case 'grid':
+      return { encoding, p: decodeGrid(bytes, V) };
     default:
       return fail('UnknownType', `unknown distribution encoding tag ${bytes[0]}`);
   }

@@ -114,7 +114,7 @@ export type VerdictFrame =
   | { kind: 'verdict'; outcome: 'accepted'; j: number; done?: DoneReason };
 export type VerdictOutcome = VerdictFrame['outcome'];
 /** Distribution bodies that carry P exactly (f16 and topk do not). */
-const EXACT_BODIES: ReadonlySet<string> = new Set(['f32', 'sparse', 'token']);
+const EXACT_BODIES: ReadonlySet<string> = new Set(['f32', 'sparse', 'token', 'grid']);
 const OUTCOMES: readonly VerdictOutcome[] = ['accept', 'reject', 'resample', 'done', 'accepted'];
 /** The device needs the dense P_j (e.g. every candidate failed). Payload: [0] u8 j. */
 export interface FullRequestFrame {

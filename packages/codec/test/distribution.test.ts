@@ -15,7 +15,7 @@ import {
 } from '../src/index.js';
 import { kernelDist, Rng, throwsCode } from './helpers.js';
 
-const ALL: DistributionEncodingOption[] = ['f32', 'f16', 'sparse', 'topk', 'token', 'auto'];
+const ALL: DistributionEncodingOption[] = ['f32', 'f16', 'sparse', 'topk', 'token', 'grid', 'auto'];
 
 function bitsEqual(a: Float32Array, b: Float32Array): boolean {
   if (a.length !== b.length) return false;
@@ -65,7 +65,7 @@ test('bodies decode from any byte offset (aligned and unaligned fast paths)', ()
   const rng = new Rng(13);
   const V = 777;
   const p = kernelDist(rng, V, 300);
-  for (const enc of ['f32', 'f16', 'sparse', 'topk'] as const) {
+  for (const enc of ['f32', 'f16', 'sparse', 'topk', 'grid'] as const) {
     const body = encodeDistribution(p, enc, { topK: 50 });
     const want = decodeDistribution(body, V);
     for (let shift = 0; shift < 4; shift++) {
@@ -79,7 +79,7 @@ test('bodies decode from any byte offset (aligned and unaligned fast paths)', ()
   }
 });
 
-test("'auto' picks token for one-hot, sparse for a small support, f32 for a full one", () => {
+test("'auto' picks token for one-hot, sparse for a small support, grid (or f32 off the grid) for a full one", () => {
   const rng = new Rng(6);
   const V = 151_936;
   const oneHot = new Float32Array(V);
@@ -91,7 +91,18 @@ test("'auto' picks token for one-hot, sparse for a small support, f32 for a full
   // tag + count + 10 ids × 18 bits (23 bytes) + 10 float32
   assert.equal(encodedSize(top10, 'auto'), 1 + 4 + 23 + 40);
   const full = kernelDist(rng, 1000, 1000);
-  assert.equal(chooseExactEncoding(full), 'f32');
+  assert.equal(chooseExactEncoding(full), 'grid');
+  assert.ok(encodedSize(full, 'auto') < encodedSize(full, 'f32') / 2);
+  // Off the 2^-24 grid (and -0, which would come back as +0) only f32 and sparse are exact.
+  const offGrid = full.slice();
+  offGrid[5] = 0.1;
+  assert.equal(chooseExactEncoding(offGrid), 'f32');
+  throwsCode(() => encodeDistribution(offGrid, 'grid'), 'BadArgument');
+  throwsCode(() => encodedSize(offGrid, 'grid'), 'BadArgument');
+  const negZero = full.slice();
+  negZero[7] = -0;
+  throwsCode(() => encodeDistribution(negZero, 'grid'), 'BadArgument');
+  throwsCode(() => distributionBodySize('grid', 1000), 'BadArgument');
   // A single nonzero entry below 1 is not one-hot: token would be lossy.
   const almost = new Float32Array(8);
   almost[3] = 0.5;
@@ -188,4 +199,70 @@ test('decodeDistribution rejects malformed bodies with typed errors', () => {
   throwsCode(() => decodeDistribution(tok, V), 'OutOfRange');
   tok[1] = 9;
   assert.equal(decodeDistribution(tok, V)[9], 1);
+});
+
+test('grid: exact for one class, one-hot, a Fibonacci-skewed code (length limit) and a temperature-1 tail', () => {
+  const check = (p: Float32Array, what: string) => {
+    const body = encodeDistribution(p, 'grid');
+    assert.equal(body.length, encodedSize(p, 'grid'), `${what} size`);
+    const q = decodeDistribution(body, p.length);
+    assert.ok(bitsEqual(p, q), `${what} exact`);
+    return body;
+  };
+  // Every entry in one class: a one-word code of length 1.
+  check(new Float32Array(4096).fill(2 ** -12), 'uniform');
+  const oneHot = new Float32Array(50);
+  oneHot[49] = 1; // class 25: u = 2^24
+  check(oneHot, 'one-hot');
+  // Class c holds Fibonacci(c) entries: the optimal code is 19 deep, so the 15-bit limit must kick in.
+  const counts: number[] = [1, 1];
+  while (counts.length < 20) counts.push(counts[counts.length - 1] + counts[counts.length - 2]);
+  const skew = new Float32Array(counts.reduce((a, b) => a + b, 0));
+  let at = 0;
+  counts.forEach((n, c) => {
+    for (let k = 0; k < n; k++) skew[at++] = c === 0 ? 0 : (2 ** (c - 1) + (k % 2 ** (c - 1))) * 2 ** -24;
+  });
+  const body = check(skew, 'skewed');
+  for (let c = 0; c < 26; c++) assert.ok(((body[1 + (c >> 1)] >>> ((c & 1) * 4)) & 0xf) <= 15);
+  // A temperature-1 distribution over 4,096 tokens: mostly small entries, about a third of f32.
+  const rng = new Rng(21);
+  const logits = Array.from({ length: 4096 }, () => 3 * Math.log(rng.float() + 1e-12));
+  const z = logits.reduce((a, l) => a + Math.exp(l), 0);
+  const units = logits.map((l) => Math.floor((Math.exp(l) / z) * 2 ** 24));
+  units[0] += 2 ** 24 - units.reduce((a, b) => a + b, 0);
+  const t1 = Float32Array.from(units, (u) => u * 2 ** -24);
+  const t1Body = check(t1, 'T = 1');
+  assert.ok(t1Body.length < (4 * 4096) / 2, `${t1Body.length} B`);
+  assert.equal(chooseExactEncoding(t1), 'grid');
+});
+
+test('grid: malformed bodies fail with typed errors, and only the canonical body decodes', () => {
+  const rng = new Rng(22);
+  const V = 300;
+  const p = kernelDist(rng, V, 200);
+  const body = encodeDistribution(p, 'grid');
+  const header = (lengths: Record<number, number>, bodyBytes: number[]) => {
+    const b = new Uint8Array(14 + bodyBytes.length);
+    b[0] = body[0];
+    for (const [c, len] of Object.entries(lengths)) b[1 + (Number(c) >> 1)] |= len << ((Number(c) & 1) * 4);
+    b.set(bodyBytes, 14);
+    return b;
+  };
+  throwsCode(() => decodeDistribution(body.subarray(0, 5), V), 'Truncated');
+  throwsCode(() => decodeDistribution(header({}, [0]), V), 'BadValue'); // no class has a code
+  throwsCode(() => decodeDistribution(header({ 1: 1, 2: 1, 3: 1 }, [0]), V), 'BadValue'); // over-subscribed
+  // Huffman codes are complete, so a cut body reads as valid words until the bits run out.
+  throwsCode(() => decodeDistribution(body.subarray(0, body.length - 1), V), 'Truncated');
+  const longer = new Uint8Array(body.length + 1);
+  longer.set(body);
+  throwsCode(() => decodeDistribution(longer, V), 'BadLength');
+  // A lone class of length 1 leaves the word '1' unassigned.
+  throwsCode(() => decodeDistribution(header({ 3: 1 }, [1]), 1), 'BadValue');
+  // Class 25 is only u = 2^24: any mantissa bit above it is an entry above 1.
+  throwsCode(() => decodeDistribution(header({ 25: 1 }, [0b10, 0, 0, 0]), 1), 'BadValue');
+  // Valid words with code lengths other than the entries' own Huffman code: not canonical.
+  throwsCode(() => decodeDistribution(header({ 0: 1, 1: 2, 2: 2 }, [0, 0]), 16), 'BadValue');
+  // Entries [0, 2^-24, 0] with codes '0' and '1' take 3 bits: the other 5 bits of the byte are padding.
+  assert.deepEqual(Array.from(decodeDistribution(header({ 0: 1, 1: 1 }, [0b010]), 3)), [0, 2 ** -24, 0]);
+  throwsCode(() => decodeDistribution(header({ 0: 1, 1: 1 }, [0b010 | 0x80]), 3), 'BadValue');
 });

@@ -161,7 +161,7 @@ export function sampleFrames(rng: Rng, V: number): { frame: Frame; size: number 
     { frame: { kind: 'ping', t: 1722333444555.25 }, size: pingFrameSize() },
     { frame: { kind: 'pong', t: -0 }, size: pingFrameSize() },
   ];
-  for (const encoding of ['f32', 'f16', 'sparse', 'topk', 'auto'] as const) {
+  for (const encoding of ['f32', 'f16', 'sparse', 'topk', 'grid', 'auto'] as const) {
     const body = { encoding, p, topK: 3 };
     const size = verdictFrameSize('reject', encodedSize(p, encoding, body));
     out.push({

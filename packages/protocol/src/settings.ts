@@ -7,8 +7,8 @@ import { validateSamplingParams, validateSeed, type SamplingParams } from '@dssd
 import { MAX_GAMMA, draftFrameSize, dsdDraftFrameSize, turnFrameSize } from '@dssd/codec';
 import { ProtocolError, ProtocolErrorCode } from './errors.js';
 
-/** 2: pipelined drafting (`pipeline` in the hello, the `accepted` verdict). */
-export const PROTOCOL_VERSION = 2;
+/** 2: pipelined drafting (`pipeline` in the hello, the `accepted` verdict). 3: the exact 'grid' body (tag 7). */
+export const PROTOCOL_VERSION = 3;
 
 // ---------------------------------------------------------------------------------------------------------------
 // Modes and codecs
@@ -24,6 +24,7 @@ export const CODECS = {
   f32: { exact: true, summary: 'dense float32' },
   f16: { exact: false, summary: 'dense float16 (near-lossless)' },
   sparse: { exact: true, summary: 'nonzero entries only' },
+  grid: { exact: true, summary: 'entries on the 2^-24 grid, entropy-coded' },
   topk: { exact: false, summary: 'top-k entries (lossy)' },
   candidates: { exact: true, summary: 'K draws from P_j, full P_j on request' },
 } as const satisfies Record<string, { exact: boolean; summary: string }>;

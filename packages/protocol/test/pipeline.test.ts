@@ -68,7 +68,7 @@ function argmaxDecode(prompt: number[], n: number): number[] {
 
 test('pipelined greedy output equals sequential argmax for every codec, block size and window, across turns', async () => {
   let wasted = 0;
-  for (const codec of ['auto', 'f32', 'f16', 'sparse', 'topk', 'candidates'] as DownlinkCodec[]) {
+  for (const codec of ['auto', 'f32', 'f16', 'sparse', 'grid', 'topk', 'candidates'] as DownlinkCodec[]) {
     for (const [gamma, window] of [
       [1, 3],
       [3, 0],

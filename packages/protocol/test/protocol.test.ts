@@ -37,7 +37,7 @@ test('greedy: ar, dsd and dssd with every codec equal sequential argmax decoding
     const configs: [string, object][] = [
       ['ar', { mode: 'ar' }],
       ['dsd', { mode: 'dsd', gamma: 3 }],
-      ...(['auto', 'f32', 'f16', 'sparse', 'topk', 'candidates'] as DownlinkCodec[]).map(
+      ...(['auto', 'f32', 'f16', 'sparse', 'grid', 'topk', 'candidates'] as DownlinkCodec[]).map(
         (c): [string, object] => [`dssd-${c}`, { mode: 'dssd', codec: c, gamma: 3 }],
       ),
     ];

@@ -34,12 +34,25 @@ const Peer = function (this: unknown, o: object) {
   live.push(p);
   return p;
 } as unknown as PeerConstructor;
-test.after(() => {
-  for (const p of live) p.destroy();
-  releaseWebrtc(); // a leftover node-datachannel peer connection would keep the test process alive
-});
-
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+test.after(async () => {
+  // Every peer finishes closing before node-datachannel is released (a leftover peer connection would keep the
+  // test process alive): its cleanup times out, failing this file, on a connection still closing.
+  await Promise.all(
+    live.map(
+      (p) =>
+        new Promise<void>((r) => {
+          if (p.destroyed) return r();
+          p.on('close', () => r());
+          p.destroy();
+          setTimeout(r, 2000);
+        }),
+    ),
+  );
+  await sleep(200);
+  releaseWebrtc();
+});
 
 async function waitFor(cond: () => boolean, ms: number, what: string): Promise<void> {
   const end = Date.now() + ms;

@@ -493,10 +493,13 @@ export class TurnRun {
       const ctl = this.i.gammaCtl;
       const { block, window } = ctl ? choosePipeline(ctl, PIPELINE.windowBlocks) : fixed;
       // An epoch's first block is shorter: its verdict is on the critical path (kernel pipelineFirstBlock).
-      const size = epochStart ? pipelineFirstBlock(block) : block;
-      const budget = Math.min(window - unverified, remaining - unverified, room, size);
+      const size = Math.min(window, epochStart ? pipelineFirstBlock(block) : block);
+      // A block waits for room in the window instead of going out short: every block costs the edge a pass, and
+      // a device busy drafting a filler token applies the next verdict up to one draft late.
+      const windowFull = window - unverified < size;
+      const budget = Math.min(size, remaining - unverified, room);
       let f = this.i.poll();
-      if (!f && (budget <= 0 || endDrafted)) {
+      if (!f && (windowFull || budget <= 0 || endDrafted)) {
         if (inflight.length === 0) {
           this.done = 'contextEnd'; // nothing in flight and no room to draft
           break;

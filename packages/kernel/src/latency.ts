@@ -320,9 +320,9 @@ export function pipelineFirstBlock(block: number): number {
 
 /**
  * Expected tokens per second of pipelined DSSD: the time from a rejection to the next is a renewal epoch. The
- * device drafts continuously (a block waits while the window holds W unverified tokens), the edge verifies blocks
- * one at a time, and an epoch ends when the verdict of the block holding the first rejected draft arrives; it
- * emits the accepted drafts plus the resampled token. Blocks hold f drafts (the first) then g. Accepted counts
+ * device drafts continuously (a block waits until the window has room for all of it), the edge verifies blocks
+ * one at a time, and an epoch ends when the verdict of the block holding the first rejected draft has arrived and
+ * the device has finished the draft it was computing; it emits the accepted drafts plus the resampled token. Blocks hold f drafts (the first) then g. Accepted counts
  * are geometric in α (truncated at 1e-12 mass).
  */
 export function pipelinedTokensPerSecond(p: PipelineParams): number {
@@ -333,9 +333,10 @@ export function pipelinedTokensPerSecond(p: PipelineParams): number {
   if (!(Number.isInteger(g) && Number.isInteger(f) && f >= 1 && f <= g && W >= g))
     throw new KernelError(KernelErrorCode.InvalidArgument, 'need 1 <= firstBlock <= block <= window');
   const size = (i: number) => (i === 0 ? f : g);
-  // Per block i, after an epoch starts (the rejection's verdict reached the device): drafts before it, when it
-  // was sent, when the edge finished it, when its verdict arrived.
+  // Per block i, after an epoch starts (the rejection's verdict reached the device): drafts before it, when its
+  // drafting began, when it was sent, when the edge finished it, when its verdict arrived.
   const before: number[] = [0];
+  const begun: number[] = [];
   const sent: number[] = [];
   const verified: number[] = [];
   const arrived: number[] = [];
@@ -345,12 +346,22 @@ export function pipelinedTokensPerSecond(p: PipelineParams): number {
       // Block i may be drafted once the verdicts of blocks < m arrived, m the first with ≤ W tokens from m to i.
       let m = 0;
       while (before[i + 1] - before[m] > W) m++;
-      const start = Math.max(i > 0 ? sent[i - 1] : 0, m > 0 ? arrived[m - 1] : 0);
-      sent[i] = start + size(i) * draftMs;
+      begun[i] = Math.max(i > 0 ? sent[i - 1] : 0, m > 0 ? arrived[m - 1] : 0);
+      sent[i] = begun[i] + size(i) * draftMs;
       verified[i] = Math.max(sent[i] + rttMs / 2, i > 0 ? verified[i - 1] : 0) + p.passMs(size(i));
       arrived[i] = verified[i] + rttMs / 2;
     }
     return arrived[k];
+  };
+  // The device acts on the rejection once the draft in progress is done (a forward cannot be interrupted): the
+  // epoch ends then, or at the verdict's arrival if the window held the device idle.
+  const epochEnd = (k: number): number => {
+    const a = arrival(k);
+    for (let i = k + 1; ; i++) {
+      arrival(i);
+      if (begun[i] >= a) return a;
+      if (sent[i] > a) return begun[i] + Math.ceil((a - begun[i]) / draftMs) * draftMs;
+    }
   };
   let tokens = 0;
   let duration = 0;
@@ -358,7 +369,7 @@ export function pipelinedTokensPerSecond(p: PipelineParams): number {
   for (let n = 0; mass > 1e-12 && n < 1e6; n++) {
     const pn = alpha ** n * (1 - alpha); // n drafts accepted, draft n + 1 rejected
     tokens += pn * (n + 1);
-    duration += pn * arrival(n < f ? 0 : 1 + Math.floor((n - f) / g));
+    duration += pn * epochEnd(n < f ? 0 : 1 + Math.floor((n - f) / g));
     mass -= pn;
   }
   return (1000 * tokens) / duration;

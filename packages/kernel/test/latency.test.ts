@@ -125,8 +125,9 @@ test('pipelined model: a one-block window is serial rounds without the bonus; wi
 
 test('pipelined model: a shorter first block shortens every epoch; blocks of g after it', () => {
   const base = { alpha: 0.78, draftMs: 7, passMs: (k: number) => 20.3 + 0.26 * k, rttMs: 20 };
-  // Hand-worked α → 0 limit: every epoch is the first block's drafting, the round trip and one pass.
-  const epochMs = (f: number) => f * 7 + 20 + base.passMs(f);
+  // Hand-worked α → 0 limit: every epoch is the first block's drafting, the round trip and one pass, rounded up
+  // to the end of the draft the device is computing when the verdict arrives (it keeps drafting meanwhile).
+  const epochMs = (f: number) => f * 7 + 7 * Math.ceil((20 + base.passMs(f)) / 7);
   for (const f of [1, 2, 4]) {
     const v = pipelinedTokensPerSecond({ ...base, alpha: 0, block: 4, window: 12, firstBlock: f });
     assert.ok(Math.abs(v - 1000 / epochMs(f)) < 1e-9 * v, `f ${f}: ${v}`);

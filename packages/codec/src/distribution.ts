@@ -15,7 +15,7 @@
 import { bitsForVocab, checkVocabSize, packedByteLength, packIdsInto, unpackIds } from './bits.js';
 import { fail } from './errors.js';
 import { encodeF16, float16Table, float32BitsToFloat16Bits } from './float16.js';
-import { decodeGrid, encodeGrid, gridBodySize, gridStats, type GridStats } from './grid.js';
+import { decodeGrid, encodeGrid, gridBodySize, gridStats, requireGridStats, type GridStats } from './grid.js';
 
 /** Encodings of a full distribution P_j (names used by the CLI, the page and the benchmark). */
 export type DistributionEncoding = 'f32' | 'f16' | 'sparse' | 'topk' | 'token' | 'grid';
@@ -185,12 +185,8 @@ export function encodedSize(
     case 'token':
       if (oneHotIndex(p) < 0) fail('BadArgument', "'token' encoding needs a one-hot distribution");
       return 5;
-    case 'grid': {
-      const stats = gridStats(p);
-      if (!stats)
-        fail('BadArgument', "'grid' encoding needs every entry to be a multiple of 2^-24 in [0, 1]");
-      return gridBodySize(stats);
-    }
+    case 'grid':
+      return gridBodySize(requireGridStats(p));
     case 'auto':
       return smallestExact(p).bytes;
     default:
@@ -267,7 +263,7 @@ export function encodeDistribution(
     case 'auto': {
       const best = smallestExact(p);
       return best.encoding === 'grid'
-        ? encodeGrid(p, ENCODING_TAGS.grid, best.grid)
+        ? encodeGrid(p, ENCODING_TAGS.grid, best.grid ?? undefined)
         : encodeDistribution(p, best.encoding);
     }
     default:

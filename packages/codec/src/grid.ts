@@ -45,6 +45,13 @@ export function gridStats(p: Float32Array): GridStats | null {
   return { hist, mantissaBits, nonZero: p.length - hist[0] };
 }
 
+/** gridStats(p), or BadArgument when an entry is off the grid. */
+export function requireGridStats(p: Float32Array): GridStats {
+  const stats = gridStats(p);
+  if (!stats) fail('BadArgument', "'grid' encoding needs every entry to be a multiple of 2^-24 in [0, 1]");
+  return stats;
+}
+
 /**
  * Huffman code lengths (≤ 15 bits) for the classes with nonzero count. A lone class gets length 1. Should the
  * optimal code exceed 15 bits (counts skewed like a Fibonacci sequence), counts are halved and the code rebuilt:
@@ -101,8 +108,7 @@ export function gridBodySize(stats: GridStats): number {
 }
 
 /** Encodes `p` (every entry on the grid: see gridStats) as a grid body with tag byte `tag`. */
-export function encodeGrid(p: Float32Array, tag: number, stats = gridStats(p)): Uint8Array {
-  if (!stats) fail('BadArgument', "'grid' encoding needs every entry to be a multiple of 2^-24 in [0, 1]");
+export function encodeGrid(p: Float32Array, tag: number, stats = requireGridStats(p)): Uint8Array {
   const lengths = gridCodeLengths(stats.hist);
   const codes = canonicalReversed(lengths);
   const out = new Uint8Array(gridBodySize(stats));
